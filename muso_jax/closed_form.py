@@ -1,0 +1,207 @@
+r"""Closed forms of the linear theory: the SGD limit, the retrain oracle, the projector and
+MUSO's optimal labels (Yang et al., "MUSO: Achieving Exact Machine Unlearning in
+Over-Parameterized Regimes", arXiv 2410.08557, lemma on SGD's implicit bias and the
+relabeling theorem).
+
+Every solve goes through one Cholesky factorization of the Gram matrix
+``G = Phi Phi^T + ridge I`` (N x N, the small side when M > N), never an explicit inverse.
+If the factorization fails or a pivot shows G to be numerically singular (more rows than
+features, duplicate rows, ridge = 0 on a rank-deficient Phi) the solve falls back to the
+eigen-decomposition pseudo-inverse of G, which yields the least-squares solution closest to
+``theta0``: the limit of gradient descent in that case.
+
+Functions accept NumPy or JAX arrays, targets of shape (N,) or (N, K) and parameters of shape
+(M,) or (M, K). They are pure and can be jitted and vmapped.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.scipy.linalg import cho_solve, solve_triangular
+
+from muso_jax import _checks
+
+
+class UnderParameterizedWarning(UserWarning):
+    """More rows than features: no interpolant exists and exactness by relabeling is lost."""
+
+
+def _gram(phi, ridge, where):
+    """``Phi Phi^T + ridge I`` with the rows outside ``where`` replaced by identity rows."""
+    G = phi @ phi.T
+    n = G.shape[0]
+    if where is not None:
+        m = where.astype(G.dtype)
+        G = G * m[:, None] * m[None, :] + jnp.diag(1.0 - m)
+    return G + ridge * jnp.eye(n, dtype=G.dtype)
+
+
+def _cholesky_ok(G, L):
+    """Cholesky succeeded and its smallest pivot is above the round-off level of G."""
+    pivots = jnp.diagonal(L) ** 2
+    floor = G.shape[0] * jnp.finfo(G.dtype).eps * jnp.max(jnp.diagonal(G))
+    return jnp.all(jnp.isfinite(L)) & (jnp.min(pivots) > floor)
+
+
+def _eigh_pinv_parts(G):
+    """Eigenvectors U and inverse eigenvalues of G, zero below the round-off cutoff."""
+    s, U = jnp.linalg.eigh(G)
+    cutoff = G.shape[0] * jnp.finfo(G.dtype).eps * jnp.max(jnp.abs(s))
+    inv = jnp.where(s > cutoff, 1.0 / jnp.where(s > cutoff, s, 1.0), 0.0)
+    return U, inv
+
+
+def _solve_gram(G, r):
+    """``alpha = G^{-1} r`` by Cholesky, or ``G^+ r`` (eigh) when G is numerically singular."""
+    L = jnp.linalg.cholesky(G)
+
+    def by_cholesky(_):
+        return cho_solve((L, True), r)
+
+    def by_eigh(_):
+        U, inv = _eigh_pinv_parts(G)
+        coef = U.T @ r
+        return U @ (inv.reshape(inv.shape + (1,) * (r.ndim - 1)) * coef)
+
+    return lax.cond(_cholesky_ok(G, L), by_cholesky, by_eigh, None)
+
+
+def full_row_rank(phi):
+    """Whether ``Phi`` (N x M) has numerically full row rank: N <= M and a Cholesky of the Gram
+    with every pivot above round-off. The premise of MUSO's exactness theorem."""
+    phi = _checks.array("phi", phi, ndim=(2,), what="(N, M) feature matrix")
+    if phi.shape[0] > phi.shape[1]:
+        return jnp.asarray(False)
+    G = _gram(phi, 0.0, None)
+    return _cholesky_ok(G, jnp.linalg.cholesky(G))
+
+
+def _min_norm(phi, y, theta0, ridge, where):
+    r = y - phi @ theta0
+    if where is not None:
+        r = r * where.astype(r.dtype).reshape((-1,) + (1,) * (r.ndim - 1))
+    alpha = _solve_gram(_gram(phi, ridge, where), r)
+    # alpha^T Phi rather than Phi^T alpha: the latter is many times slower on XLA:CPU.
+    return theta0 + (alpha.T @ phi).T
+
+
+def _validate(phi, y, theta0, ridge, phi_name="phi", y_name="y"):
+    phi = _checks.array(phi_name, phi, ndim=(2,), what="(N, M) feature matrix")
+    y = _checks.targets(y_name, y, phi.shape[0], phi_name)
+    theta0 = _checks.theta("theta0", theta0, phi.shape[1], y, phi_name)
+    _checks.nonnegative("ridge", ridge)
+    dtype = jnp.result_type(phi, y, theta0)
+    return phi.astype(dtype), y.astype(dtype), theta0.astype(dtype)
+
+
+def _warn_if_underparameterized(phi, ridge, what):
+    n, m = phi.shape
+    if n > m and _checks.is_concrete(ridge) and float(ridge) == 0.0:
+        warnings.warn(
+            f"{what}: N = {n} rows > M = {m} features, so no interpolant exists; returning the "
+            "least-squares solution closest to theta0 (the gradient-descent limit). The exactness "
+            "theorem of MUSO assumes M > N.",
+            UnderParameterizedWarning,
+            stacklevel=3,
+        )
+
+
+def min_norm_solution(phi, y, theta0, *, ridge=0.0, where=None):
+    r"""The interpolant of ``(Phi, y)`` closest to ``theta0``: the SGD limit and retrain oracle.
+
+    .. math::
+        \theta_\infty = \theta_0 + \Phi^\top (\Phi\Phi^\top + \epsilon I)^{-1} (y - \Phi\theta_0)
+                      = \arg\min \{ \|\theta - \theta_0\| : \Phi\theta = y \}\ (\epsilon = 0)
+
+    (MUSO, arXiv 2410.08557, implicit-bias lemma.) Given the retained rows ``(Phi_r, y_r)`` it is
+    the retrained model ``theta_r``, computed without SGD.
+
+    Args:
+      phi: (N, M) features. y: (N,) or (N, K) targets. theta0: (M,) or (M, K) start.
+      ridge: epsilon >= 0 added to the Gram diagonal (0 = exact interpolation).
+      where: optional boolean (N,) mask of the rows to use; the others are ignored. Keeps
+        shapes static so forget sets can be vmapped.
+    """
+    phi, y, theta0 = _validate(phi, y, theta0, ridge)
+    if where is not None:
+        where = jnp.asarray(where)
+        if where.shape != (phi.shape[0],) or where.dtype != bool:
+            raise ValueError(
+                f"argument `where`: expected a boolean mask of shape ({phi.shape[0]},); "
+                f"got shape {where.shape} and dtype {where.dtype}"
+            )
+    else:
+        _warn_if_underparameterized(phi, ridge, "min_norm_solution")
+    return _min_norm(phi, y, theta0, ridge, where)
+
+
+def muso_labels(phi_r, y_r, phi_f, theta0, *, ridge=0.0):
+    r"""MUSO's optimal labels for the forgetting data: the retrained model's outputs on it.
+
+    .. math::
+        \hat y_f = \Phi_f \theta_r
+                 = \Phi_f\theta_0 + \Phi_f\Phi_r^\top(\Phi_r\Phi_r^\top + \epsilon I)^{-1}(y_r - \Phi_r\theta_0)
+
+    (MUSO, arXiv 2410.08557, relabeling theorem.) Fine-tuning from ``theta_p`` on D_r plus
+    ``(x_f, y_f_hat)`` then converges to ``theta_r`` exactly when M > N. Real-valued even for
+    classification targets.
+    """
+    phi_r, y_r, theta0 = _validate(phi_r, y_r, theta0, ridge, "phi_r", "y_r")
+    phi_f = _checks.array("phi_f", phi_f, ndim=(2,), what="(N_f, M) feature matrix")
+    _checks.same("phi_r", phi_r.shape[1], "phi_f", phi_f.shape[1], "feature width M =")
+    _warn_if_underparameterized(phi_r, ridge, "muso_labels")
+    return phi_f.astype(theta0.dtype) @ _min_norm(phi_r, y_r, theta0, ridge, None)
+
+
+def projector(phi_r, *, ridge=0.0):
+    r"""Orthogonal projector onto the row space of ``Phi_r`` (M x M).
+
+    .. math::
+        P_r = \Phi_r^\top (\Phi_r\Phi_r^\top + \epsilon I)^{-1} \Phi_r
+
+    Built as ``X^T X`` with ``X = L^{-1} Phi_r`` (``L`` the Cholesky factor of the Gram), so it is
+    symmetric and positive semi-definite by construction. With ``ridge = 0`` it is idempotent
+    with eigenvalues in {0, 1}; with ``ridge > 0`` its eigenvalues are ``s / (s + ridge)`` in
+    [0, 1). (MUSO, arXiv 2410.08557, projector form of the labels.)
+    """
+    phi_r = _checks.array("phi_r", phi_r, ndim=(2,), what="(N_r, M) feature matrix")
+    _checks.nonnegative("ridge", ridge)
+    G = _gram(phi_r, ridge, None)
+    L = jnp.linalg.cholesky(G)
+
+    def by_cholesky(_):
+        return solve_triangular(L, phi_r, lower=True)
+
+    def by_eigh(_):
+        U, inv = _eigh_pinv_parts(G)
+        return jnp.sqrt(inv)[:, None] * (U.T @ phi_r)
+
+    X = lax.cond(_cholesky_ok(G, L), by_cholesky, by_eigh, None)
+    return X.T @ X
+
+
+def projector_labels(phi_r, phi_f, theta0, theta_p, *, ridge=0.0):
+    r"""MUSO's labels in projector form, valid when ``theta_p`` interpolates D_r.
+
+    .. math::
+        \hat y_f = \Phi_f [\theta_0 + P_r (\theta_p - \theta_0)]
+
+    Equal to :func:`muso_labels` because ``Phi_r theta_p = y_r``; needs only the original and
+    initial parameters, not ``y_r`` (MUSO, arXiv 2410.08557). ``P_r`` is applied as
+    ``Phi_r^T G^{-1} Phi_r v`` without forming the M x M matrix.
+    """
+    phi_r = _checks.array("phi_r", phi_r, ndim=(2,), what="(N_r, M) feature matrix")
+    phi_f = _checks.array("phi_f", phi_f, ndim=(2,), what="(N_f, M) feature matrix")
+    _checks.same("phi_r", phi_r.shape[1], "phi_f", phi_f.shape[1], "feature width M =")
+    theta_p = _checks.array("theta_p", theta_p, ndim=(1, 2), what="(M,) or (M, K) parameter array")
+    _checks.same("phi_r", phi_r.shape[1], "theta_p", theta_p.shape[0], "feature width M =")
+    theta0 = _checks.theta("theta0", theta0, phi_r.shape[1], theta_p, "phi_r")
+    _checks.nonnegative("ridge", ridge)
+    dtype = jnp.result_type(phi_r, phi_f, theta0, theta_p)
+    phi_r, phi_f = phi_r.astype(dtype), phi_f.astype(dtype)
+    # theta0 + P_r (theta_p - theta0) is the min-norm step from theta0 towards Phi_r theta_p.
+    return phi_f @ _min_norm(phi_r, phi_r @ theta_p, theta0.astype(dtype), ridge, None)

@@ -1,0 +1,265 @@
+r"""Stochastic gradient descent on the squared loss of a linear model on fixed features.
+
+One update on a batch ``B`` of rows (per-sample SGD: |B| = 1; full-batch GD: B = all rows):
+
+.. math::
+    \theta \leftarrow \theta - \eta_t\, \Phi_B^\top (\Phi_B \theta - y_B), \qquad
+    \eta_t = \eta\, (t + 1)^{-\text{decay}}
+
+i.e. the gradient of ``(1/2) ||Phi_B theta - y_B||^2`` (a SUM over the batch, so that full-batch
+GD is exactly ``theta - eta Phi^T (Phi theta - y)``). ``t`` counts batches inside the current
+epoch and restarts at 0 every epoch; ``decay = 0`` is a constant step and ``decay = 0.2`` is the
+schedule of the MUSO authors' linear script (arXiv 2410.08557). Their gradient carries a factor
+2, so their step ``eta`` equals ``2 eta`` here. Per-sample SGD with a constant step converges on
+an interpolable problem when ``eta < 2 / max_i ||phi_i||^2`` (Kaczmarz's method at
+``eta = 1 / ||phi_i||^2``; random Fourier features have ``||phi_i|| = 1``).
+
+Every update adds a combination of training rows, so ``theta - theta0`` stays in the row space
+of ``Phi`` and a converged run lands on :func:`muso_jax.min_norm_solution` whatever the order,
+batch size or schedule (MUSO's implicit-bias lemma). :func:`gd_iterate` gives the exact iterate
+of full-batch GD after any number of steps, the oracle for finite-step tests.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from muso_jax import _checks
+from muso_jax.closed_form import min_norm_solution
+
+# A run is declared divergent when its residual is non-finite or has grown by this factor.
+DIVERGENCE_FACTOR = 1e8
+
+
+class SGDInfo(NamedTuple):
+    """What a run did. Traces hold one entry per check (entry 0 = before training), NaN after stop."""
+
+    steps: jax.Array  # parameter updates taken (batches that held at least one row)
+    epochs: jax.Array  # epochs run (fractional when checks_per_epoch > 1)
+    residual: jax.Array  # ||Phi theta - y|| over the training rows at the end
+    converged: jax.Array  # residual <= tol
+    diverged: jax.Array  # residual blew up; theta is then NaN
+    stopped: jax.Array  # the caller's `stop(theta)` criterion fired
+    residual_trace: Optional[jax.Array]  # (max_epochs * checks_per_epoch + 1,) when trace=True
+    monitor_trace: Any  # pytree of (max_checks + 1, ...) arrays of `monitor(theta)`, or None
+
+
+def sgd(
+    key,
+    phi,
+    y,
+    theta0,
+    *,
+    lr=1.0,
+    decay=0.0,
+    batch_size: Optional[int] = 1,
+    order: str = "shuffle",
+    tol=1e-6,
+    max_epochs: int = 1500,
+    checks_per_epoch: int = 1,
+    where=None,
+    trace: bool = False,
+    monitor: Optional[Callable[[jax.Array], Any]] = None,
+    stop: Optional[Callable[[jax.Array], jax.Array]] = None,
+):
+    """Train ``theta`` from ``theta0`` by (minibatch) SGD until ``||Phi theta - y|| <= tol``.
+
+    Args:
+      key: PRNG key for the sample order (epoch e uses ``fold_in(key, e)``); may be None when
+        the order is deterministic (``order="cyclic"`` or full batch).
+      phi: (N, M) features. y: (N,) or (N, K) targets. theta0: (M,) or (M, K) start.
+      lr, decay: step ``lr * (t + 1) ** -decay``, t the batch index inside the epoch.
+      batch_size: rows per update; 1 is per-sample SGD, None (or >= N) full-batch GD.
+      order: "shuffle" (a fresh permutation every epoch) or "cyclic" (rows in index order).
+      tol: stop once the residual norm over the training rows is at most this.
+      max_epochs: stop after this many epochs (full-batch GD: epoch = one step).
+      checks_per_epoch: how often per epoch the residual, ``stop`` and ``monitor`` are evaluated
+        (each check costs one pass over Phi; the authors checked after every sample).
+      where: optional boolean (N,) mask; only these rows are trained on (others are skipped,
+        and do not advance t).
+      trace: record the residual at every check.
+      monitor: optional ``theta -> pytree of arrays`` recorded at every check (e.g. the gap to
+        a reference). stop: optional ``theta -> bool``; the run ends when it is True.
+
+    Returns:
+      ``(theta, SGDInfo)``. A divergent run raises ``ValueError``; under jit/vmap, where it
+      cannot raise, its theta is NaN and ``info.diverged`` is True.
+    """
+    phi = _checks.array("phi", phi, ndim=(2,), what="(N, M) feature matrix")
+    y = _checks.targets("y", y, phi.shape[0], "phi")
+    theta0 = _checks.theta("theta0", theta0, phi.shape[1], y, "phi")
+    _checks.positive("lr", lr)
+    _checks.nonnegative("decay", decay)
+    _checks.nonnegative("tol", tol)
+    _checks.choice("order", order, {"shuffle", "cyclic"})
+    max_epochs = _checks.positive_int("max_epochs", max_epochs)
+    checks_per_epoch = _checks.positive_int("checks_per_epoch", checks_per_epoch)
+    n = phi.shape[0]
+    full_batch = batch_size is None or _checks.positive_int("batch_size", batch_size) >= n
+    if full_batch and checks_per_epoch != 1:
+        raise ValueError(
+            f"argument `checks_per_epoch`: expected 1 for full-batch GD (one step per epoch); "
+            f"got {checks_per_epoch}"
+        )
+    if key is None and order == "shuffle" and not full_batch:
+        raise ValueError("argument `key`: expected a PRNG key for order='shuffle'; got None")
+    if where is not None:
+        where = jnp.asarray(where)
+        if where.shape != (n,) or where.dtype != bool:
+            raise ValueError(
+                f"argument `where`: expected a boolean mask of shape ({n},); "
+                f"got shape {where.shape} and dtype {where.dtype}"
+            )
+    dtype = jnp.result_type(phi, y, theta0)
+    theta, info = _sgd(
+        key if key is not None else jax.random.key(0),
+        phi.astype(dtype),
+        y.astype(dtype),
+        theta0.astype(dtype),
+        jnp.asarray(lr, dtype),
+        jnp.asarray(decay, dtype),
+        jnp.asarray(tol, dtype),
+        jnp.ones(n, bool) if where is None else where,
+        batch_size=n if full_batch else int(batch_size),
+        order="cyclic" if full_batch else order,
+        max_epochs=max_epochs,
+        checks_per_epoch=checks_per_epoch,
+        trace=trace,
+        monitor=monitor,
+        stop=stop,
+    )
+    if _checks.is_concrete(info.diverged) and bool(jnp.any(info.diverged)):
+        bound = 2.0 / float(jnp.max(jnp.sum(phi**2, axis=1))) if batch_size == 1 else None
+        hint = f"; per-sample SGD needs lr < 2 / max_i ||phi_i||^2 = {bound:.4g}" if bound else ""
+        raise ValueError(
+            f"argument `lr`: the run diverged with lr = {float(lr):.4g} (residual reached "
+            f"{float(jnp.max(info.residual)):.3g} after {float(jnp.max(info.epochs)):.3g} epochs){hint}"
+        )
+    return theta, info
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("batch_size", "order", "max_epochs", "checks_per_epoch", "trace", "monitor", "stop"),
+)
+def _sgd(key, phi, y, theta0, lr, decay, tol, where, *, batch_size, order, max_epochs,
+         checks_per_epoch, trace, monitor, stop):
+    n = phi.shape[0]
+    B, C = batch_size, checks_per_epoch
+    batches_per_check = math.ceil(math.ceil(n / B) / C)
+    padded_len = C * batches_per_check * B
+    full_batch = B == n
+    n_active = jnp.sum(where)
+    row_weight = where.astype(phi.dtype).reshape((n,) + (1,) * (y.ndim - 1))
+
+    def residual(theta):
+        return jnp.linalg.norm((phi @ theta - y) * row_weight)
+
+    def epoch_order(epoch):
+        perm = jax.random.permutation(jax.random.fold_in(key, epoch), n) if order == "shuffle" else jnp.arange(n)
+        # Trained rows first, in `perm` order; skipped rows last (their positions are masked).
+        perm = perm[jnp.argsort(~where[perm], stable=True)]
+        return jnp.concatenate([perm, jnp.full(padded_len - n, n, perm.dtype)])
+
+    def run_check(theta, check):
+        epoch, c = check // C, check % C
+        rows = epoch_order(epoch)
+
+        def step(theta, t):
+            lr_t = lr * (t + 1.0) ** (-decay)
+            if full_batch:
+                r = (phi @ theta - y) * row_weight
+                return theta - lr_t * (r.T @ phi).T, n_active > 0
+            pos = t * B + jnp.arange(B)
+            idx = lax.dynamic_slice(rows, (t * B,), (B,))
+            valid = pos < n_active
+            idx = jnp.where(valid, idx, 0)
+            phi_b = phi[idx]
+            r = (phi_b @ theta - y[idx]) * valid.astype(phi.dtype).reshape((B,) + (1,) * (y.ndim - 1))
+            return theta - lr_t * (r.T @ phi_b).T, valid[0]
+
+        ts = c * batches_per_check + jnp.arange(batches_per_check)
+        theta, took = lax.scan(step, theta, ts)
+        return theta, jnp.sum(took)
+
+    max_checks = max_epochs * C
+    res0 = residual(theta0)
+    buffers = {}
+    if trace:
+        buffers["residual"] = jnp.full((max_checks + 1,), jnp.nan, res0.dtype).at[0].set(res0)
+    if monitor is not None:
+        m0 = monitor(theta0)
+        buffers["monitor"] = jax.tree.map(
+            lambda v: jnp.full((max_checks + 1,) + jnp.shape(v), jnp.nan, jnp.result_type(v, float)).at[0].set(v), m0
+        )
+
+    def status(theta, res):
+        converged = res <= tol
+        diverged = ~jnp.isfinite(res) | (res > DIVERGENCE_FACTOR * jnp.maximum(res0, tol))
+        stopped = jnp.asarray(False) if stop is None else jnp.asarray(stop(theta), bool)
+        return converged, diverged, stopped
+
+    init = dict(theta=theta0, check=jnp.asarray(0), steps=jnp.asarray(0), res=res0,
+                flags=status(theta0, res0)[:2] + (jnp.asarray(False),), buffers=buffers)
+
+    def cond(s):
+        converged, diverged, stopped = s["flags"]
+        return (s["check"] < max_checks) & ~converged & ~diverged & ~stopped
+
+    def body(s):
+        theta, took = run_check(s["theta"], s["check"])
+        res = residual(theta)
+        check = s["check"] + 1
+        buffers = dict(s["buffers"])
+        if trace:
+            buffers["residual"] = buffers["residual"].at[check].set(res)
+        if monitor is not None:
+            buffers["monitor"] = jax.tree.map(lambda buf, v: buf.at[check].set(v), buffers["monitor"], monitor(theta))
+        return dict(theta=theta, check=check, steps=s["steps"] + took, res=res,
+                    flags=status(theta, res), buffers=buffers)
+
+    s = lax.while_loop(cond, body, init)
+    converged, diverged, stopped = s["flags"]
+    theta = jnp.where(diverged, jnp.nan, s["theta"])
+    info = SGDInfo(
+        steps=s["steps"],
+        epochs=s["check"] / C,
+        residual=s["res"],
+        converged=converged,
+        diverged=diverged,
+        stopped=stopped,
+        residual_trace=s["buffers"].get("residual"),
+        monitor_trace=s["buffers"].get("monitor"),
+    )
+    return theta, info
+
+
+def gd_iterate(phi, y, theta0, lr, steps):
+    r"""Exact iterate of full-batch GD after ``steps`` constant steps (the finite-step oracle).
+
+    .. math::
+        \theta_t = \theta_\infty + (I - \eta \Phi^\top\Phi)^t (\theta_0 - \theta_\infty)
+
+    with ``theta_inf`` the min-norm (least-squares) solution from ``theta0``. Evaluated through
+    the thin SVD ``Phi = U S V^T``: the part of ``theta0 - theta_inf`` in the row space decays as
+    ``(1 - eta s_i^2)^t``, the rest never moves. ``steps`` may be traced (vmap over it).
+    """
+    phi = _checks.array("phi", phi, ndim=(2,), what="(N, M) feature matrix")
+    y = _checks.targets("y", y, phi.shape[0], "phi")
+    theta0 = _checks.theta("theta0", theta0, phi.shape[1], y, "phi")
+    _checks.positive("lr", lr)
+    if _checks.is_concrete(steps) and not float(steps) >= 0:
+        raise ValueError(f"argument `steps`: expected an integer >= 0; got {steps!r}")
+    theta_inf = min_norm_solution(phi, y, theta0)
+    _, s, Vt = jnp.linalg.svd(phi, full_matrices=False)
+    e = theta0 - theta_inf
+    coef = Vt @ e
+    factor = (1.0 - lr * s**2) ** steps
+    e_row = Vt.T @ coef
+    return theta_inf + (e - e_row) + Vt.T @ (factor.reshape(factor.shape + (1,) * (coef.ndim - 1)) * coef)
