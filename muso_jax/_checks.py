@@ -48,8 +48,9 @@ def array(name: str, x, *, ndim: tuple[int, ...], what: str):
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
-    if is_concrete(x) and not bool(jnp.all(jnp.isfinite(x))):
-        bad = int(jnp.sum(~jnp.isfinite(x)))
+    # NumPy, not jnp: inside a jit trace even a concrete array's jnp ops would be staged.
+    if is_concrete(x) and not np.all(np.isfinite(host := np.asarray(x))):
+        bad = int(np.sum(~np.isfinite(host)))
         raise ValueError(
             f"argument `{name}`: expected finite values; got {bad} NaN/inf entries in {_describe(x)}"
         )

@@ -76,10 +76,16 @@ def full_row_rank(phi):
     phi = _checks.array("phi", phi, ndim=(2,), what="(N, M) feature matrix")
     if phi.shape[0] > phi.shape[1]:
         return jnp.asarray(False)
+    return _full_row_rank(phi)
+
+
+@jax.jit
+def _full_row_rank(phi):
     G = _gram(phi, 0.0, None)
     return _cholesky_ok(G, jnp.linalg.cholesky(G))
 
 
+@jax.jit
 def _min_norm(phi, y, theta0, ridge, where):
     r = y - phi @ theta0
     if where is not None:
@@ -170,6 +176,11 @@ def projector(phi_r, *, ridge=0.0):
     """
     phi_r = _checks.array("phi_r", phi_r, ndim=(2,), what="(N_r, M) feature matrix")
     _checks.nonnegative("ridge", ridge)
+    return _projector(phi_r, ridge)
+
+
+@jax.jit
+def _projector(phi_r, ridge):
     G = _gram(phi_r, ridge, None)
     L = jnp.linalg.cholesky(G)
 

@@ -113,7 +113,8 @@ def unlearn_linear(
     _checks.nonnegative("ridge", ridge)
     mask = _checks.forget_mask(forget, phi.shape[0])
     n, m = phi.shape
-    if n > m or (_checks.is_concrete(phi) and not bool(full_row_rank(phi))):
+    rank_ok = full_row_rank(phi)
+    if n > m or (_checks.is_concrete(rank_ok) and not bool(rank_ok)):
         warnings.warn(
             f"unlearn_linear: Phi ({n} x {m}) does not have full row rank (under-parameterized "
             "or repeated rows): SGD cannot interpolate every labeling, the implicit-bias argument "

@@ -1,5 +1,6 @@
 """Small shared helpers for the tests: well-conditioned random problems and error measures."""
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -21,12 +22,13 @@ class Problem(NamedTuple):
     theta0: jax.Array
 
 
+@functools.lru_cache(maxsize=256)
 def problem(seed: int, n: int, d: int, k: int = 0) -> Problem:
     """RFF problem with N = n rows, M = 2d features; targets +-1 (k = 0) or one-hot of k classes."""
     kx, kw, kt, ky = jax.random.split(jax.random.key(seed), 4)
     x = jax.random.normal(kx, (n, IN_DIM))
     fmap = mj.random_fourier(d, SIGMA)
-    phi = mj.featurize(fmap, fmap.init(kw, IN_DIM), x)
+    phi = jax.jit(mj.featurize, static_argnums=0)(fmap, fmap.init(kw, IN_DIM), x)
     if k == 0:
         y = jnp.where(x[:, 0] > 0, 1.0, -1.0)
         theta0 = jax.random.normal(kt, (2 * d,))

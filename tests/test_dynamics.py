@@ -1,0 +1,143 @@
+"""SGD dynamics: the limit is the min-norm interpolant from theta0 (implicit bias), for every
+order, batch size and schedule; full-batch GD matches the exact finite-step formula."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import muso_jax as mj
+from helpers import SHAPES, problem, rel, sgd_error_bound
+
+seeds = st.integers(0, 2**16)
+TOL = 1e-12  # residual at which runs stop; the parameter bound follows from s_min (helpers)
+
+# (batch_size, lr): lr below 2 / lambda_max(Phi_B^T Phi_B). RFF rows have unit norm, so
+# per-sample steps are safe up to 2; batches of b rows have lambda_max <= b, full batch <= N.
+VARIANTS = st.sampled_from([(1, 1.0), (1, 1.6), (3, 0.5), (8, 0.2), (None, 0.05)])
+
+
+@given(seeds, st.sampled_from(SHAPES), VARIANTS, st.sampled_from(["shuffle", "cyclic"]),
+       st.sampled_from([0.0, 0.2]), st.sampled_from([0, 3]))
+def test_sgd_limit_is_the_min_norm_interpolant(seed, shape, variant, order, decay, k):
+    p = problem(seed, *shape, k=k)
+    batch_size, lr = variant
+    theta, info = mj.sgd(jax.random.key(seed), p.phi, p.y, p.theta0, lr=lr, decay=decay,
+                         batch_size=batch_size, order=order, tol=TOL, max_epochs=20000)
+    assert bool(info.converged) and not bool(info.diverged)
+    limit = mj.min_norm_solution(p.phi, p.y, p.theta0)
+    assert float(jnp.linalg.norm(theta - limit)) <= sgd_error_bound(info.residual, p.phi, jnp.linalg.norm(limit))
+
+
+@given(seeds, st.sampled_from([0, 1, 7, 40]))
+def test_full_batch_gd_matches_the_exact_finite_step_formula(seed, steps):
+    p = problem(seed, *SHAPES[1], k=3)
+    lr = 0.03
+    theta, info = mj.sgd(None, p.phi, p.y, p.theta0, lr=lr, batch_size=None, tol=0.0, max_epochs=max(steps, 1))
+    if steps == 0:
+        theta = p.theta0
+    # Same linear recursion evaluated two ways; round-off grows with the step count only.
+    assert rel(theta, mj.gd_iterate(p.phi, p.y, p.theta0, lr, steps)) < 1e-12
+    assert int(info.steps) == max(steps, 1)
+
+
+def test_gd_iterate_vmaps_over_steps_and_tends_to_the_limit():
+    p = problem(1, *SHAPES[0])
+    ts = jnp.array([0, 5, 50, 100000])
+    it = jax.vmap(lambda t: mj.gd_iterate(p.phi, p.y, p.theta0, 0.1, t))(ts)
+    assert rel(it[0], p.theta0) < 1e-12
+    assert rel(it[1], mj.gd_iterate(p.phi, p.y, p.theta0, 0.1, 5)) < 1e-14
+    assert rel(it[-1], mj.min_norm_solution(p.phi, p.y, p.theta0)) < 1e-12
+
+
+def test_where_mask_equals_training_on_the_subset():
+    p = problem(2, *SHAPES[1])
+    keep = jnp.arange(SHAPES[1][0]) % 4 != 1
+    kw = dict(lr=1.0, decay=0.2, order="cyclic", tol=1e-11, max_epochs=500)
+    a, ia = mj.sgd(None, p.phi, p.y, p.theta0, where=keep, **kw)
+    b, ib = mj.sgd(None, p.phi[keep], p.y[keep], p.theta0, **kw)
+    # Identical update sequence (cyclic order over the kept rows, same t): equal to round-off.
+    assert rel(a, b) < 1e-13
+    assert int(ia.steps) == int(ib.steps) and float(ia.epochs) == float(ib.epochs)
+
+
+def test_trace_monitor_and_stop():
+    p = problem(3, *SHAPES[0])
+    limit = mj.min_norm_solution(p.phi, p.y, p.theta0)
+    theta, info = mj.sgd(jax.random.key(0), p.phi, p.y, p.theta0, tol=1e-10, max_epochs=300,
+                         checks_per_epoch=2, trace=True,
+                         monitor=lambda t: jnp.linalg.norm(t - limit))
+    n_checks = int(round(float(info.epochs) * 2))
+    tr, mon = info.residual_trace, info.monitor_trace
+    assert tr.shape == mon.shape == (601,)
+    np.testing.assert_allclose(tr[0], jnp.linalg.norm(p.phi @ p.theta0 - p.y), rtol=1e-14)
+    np.testing.assert_allclose(tr[n_checks], info.residual, rtol=0)
+    np.testing.assert_allclose(mon[n_checks], jnp.linalg.norm(theta - limit), rtol=1e-14)
+    assert bool(jnp.all(jnp.isfinite(tr[: n_checks + 1]))) and bool(jnp.all(jnp.isnan(tr[n_checks + 1:])))
+    assert float(mon[n_checks]) < 1e-3 * float(mon[0])
+    _, info = mj.sgd(jax.random.key(0), p.phi, p.y, p.theta0, max_epochs=300, checks_per_epoch=3,
+                     stop=lambda t: jnp.asarray(True))
+    assert bool(info.stopped) and not bool(info.converged)
+    np.testing.assert_allclose(info.epochs, 1 / 3)
+
+
+def test_shuffled_order_is_replayed_by_the_key_and_changes_with_it():
+    p = problem(4, *SHAPES[0])
+    run = lambda key: mj.sgd(key, p.phi, p.y, p.theta0, tol=0.0, max_epochs=2)[0]
+    a, b, c = run(jax.random.key(1)), run(jax.random.key(1)), run(jax.random.key(2))
+    assert bool(jnp.array_equal(a, b)) and rel(a, c) > 1e-6
+
+
+def test_divergent_step_raises_and_is_nan_under_jit():
+    p = problem(5, *SHAPES[0])
+    with pytest.raises(ValueError, match=r"`lr`.*diverged.*lr < 2 / max_i"):
+        mj.sgd(jax.random.key(0), p.phi, p.y, p.theta0, lr=2.5, max_epochs=2000)
+    theta, info = jax.jit(lambda k: mj.sgd(k, p.phi, p.y, p.theta0, lr=2.5, max_epochs=2000))(jax.random.key(0))
+    assert bool(info.diverged) and bool(jnp.all(jnp.isnan(theta)))
+
+
+def test_jit_equals_eager_and_vmap_equals_loop():
+    p = problem(6, *SHAPES[0])
+    run = lambda key: mj.sgd(key, p.phi, p.y, p.theta0, batch_size=3, lr=0.5, tol=1e-10, max_epochs=400)
+    keys = jax.random.split(jax.random.key(7), 3)
+    eager = [run(k) for k in keys]
+    jitted = jax.jit(run)(keys[0])
+    np.testing.assert_allclose(jitted[0], eager[0][0], rtol=1e-13)
+    batched = jax.vmap(run)(keys)
+    np.testing.assert_allclose(batched[0], jnp.stack([e[0] for e in eager]), rtol=1e-13)
+    np.testing.assert_array_equal(batched[1].steps, jnp.stack([e[1].steps for e in eager]))
+
+
+def test_float32_stays_float32_with_a_numpy_float64_step():
+    p = problem(7, *SHAPES[0])
+    f32 = lambda a: a.astype(jnp.float32)
+    theta, info = mj.sgd(jax.random.key(0), f32(p.phi), f32(p.y), f32(p.theta0), lr=np.float64(1.0),
+                         tol=1e-4, max_epochs=200)
+    assert theta.dtype == jnp.float32 and bool(info.converged)
+
+
+@pytest.mark.parametrize(
+    "kwargs, arg",
+    [
+        (dict(y=jnp.ones(5)), "y"),
+        (dict(theta0=jnp.ones(3)), "theta0"),
+        (dict(lr=0.0), "lr"),
+        (dict(lr=float("inf")), "lr"),
+        (dict(decay=-0.2), "decay"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(order="random"), "order"),
+        (dict(max_epochs=0), "max_epochs"),
+        (dict(checks_per_epoch=2, batch_size=None), "checks_per_epoch"),
+        (dict(key=None), "key"),
+        (dict(where=jnp.ones(3, bool)), "where"),
+        (dict(phi=jnp.full((12, 80), jnp.nan)), "phi"),
+    ],
+)
+def test_bad_input_names_the_argument(kwargs, arg):
+    p = problem(8, *SHAPES[0])
+    args = dict(key=jax.random.key(0), phi=p.phi, y=p.y, theta0=p.theta0)
+    args.update(kwargs)
+    positional = [args.pop(name) for name in ("key", "phi", "y", "theta0")]
+    with pytest.raises(ValueError, match=f"`{arg}`"):
+        mj.sgd(*positional, **args)
