@@ -7,7 +7,7 @@ Every solve goes through one Cholesky factorization of the Gram matrix
 ``G = Phi Phi^T + ridge I`` (N x N, the small side when M > N), never an explicit inverse.
 If the factorization fails or a pivot shows G to be numerically singular (more rows than
 features, duplicate rows, ridge = 0 on a rank-deficient Phi) the solve falls back to the
-eigen-decomposition pseudo-inverse of G, which yields the least-squares solution closest to
+pseudo-inverse of G (by its SVD), which yields the least-squares solution closest to
 ``theta0``: the limit of gradient descent in that case.
 
 Functions accept NumPy or JAX arrays, targets of shape (N,) or (N, K) and parameters of shape
@@ -47,27 +47,32 @@ def _cholesky_ok(G, L):
     return jnp.all(jnp.isfinite(L)) & (jnp.min(pivots) > floor)
 
 
-def _eigh_pinv_parts(G):
-    """Eigenvectors U and inverse eigenvalues of G, zero below the round-off cutoff."""
-    s, U = jnp.linalg.eigh(G)
+def _pinv_parts(G):
+    """Eigenvectors U and inverse eigenvalues of the PSD matrix G, zero below round-off.
+
+    Computed by SVD, not eigh: on jaxlib 0.10.2 (CPU) an eigh inside a vmapped lax.cond
+    branch leaves a worker thread hung (measured here; the SVD of a PSD matrix gives the same
+    U and its eigenvalues, up to the sign of round-off-level ones, which the cutoff drops).
+    """
+    U, s, _ = jnp.linalg.svd(G)
     cutoff = G.shape[0] * jnp.finfo(G.dtype).eps * jnp.max(jnp.abs(s))
     inv = jnp.where(s > cutoff, 1.0 / jnp.where(s > cutoff, s, 1.0), 0.0)
     return U, inv
 
 
 def _solve_gram(G, r):
-    """``alpha = G^{-1} r`` by Cholesky, or ``G^+ r`` (eigh) when G is numerically singular."""
+    """``alpha = G^{-1} r`` by Cholesky, or ``G^+ r`` when G is numerically singular."""
     L = jnp.linalg.cholesky(G)
 
     def by_cholesky(_):
         return cho_solve((L, True), r)
 
-    def by_eigh(_):
-        U, inv = _eigh_pinv_parts(G)
+    def by_pinv(_):
+        U, inv = _pinv_parts(G)
         coef = U.T @ r
         return U @ (inv.reshape(inv.shape + (1,) * (r.ndim - 1)) * coef)
 
-    return lax.cond(_cholesky_ok(G, L), by_cholesky, by_eigh, None)
+    return lax.cond(_cholesky_ok(G, L), by_cholesky, by_pinv, None)
 
 
 def full_row_rank(phi):
@@ -187,11 +192,11 @@ def _projector(phi_r, ridge):
     def by_cholesky(_):
         return solve_triangular(L, phi_r, lower=True)
 
-    def by_eigh(_):
-        U, inv = _eigh_pinv_parts(G)
+    def by_pinv(_):
+        U, inv = _pinv_parts(G)
         return jnp.sqrt(inv)[:, None] * (U.T @ phi_r)
 
-    X = lax.cond(_cholesky_ok(G, L), by_cholesky, by_eigh, None)
+    X = lax.cond(_cholesky_ok(G, L), by_cholesky, by_pinv, None)
     return X.T @ X
 
 

