@@ -141,3 +141,20 @@ def test_bad_input_names_the_argument(kwargs, arg):
     positional = [args.pop(name) for name in ("key", "phi", "y", "theta0")]
     with pytest.raises(ValueError, match=f"`{arg}`"):
         mj.sgd(*positional, **args)
+
+
+@pytest.mark.parametrize("batch_size, checks_per_epoch", [(1, 1), (1, 3), (5, 2)])
+def test_update_rule_matches_a_hand_written_loop(batch_size, checks_per_epoch):
+    """Two cyclic epochs, step lr (t + 1)^-decay with t the batch index restarting each epoch,
+    and the gradient of (1/2) ||Phi_B theta - y_B||^2 (a sum over the batch)."""
+    p = problem(9, *SHAPES[0], k=3)
+    phi, y, theta = np.asarray(p.phi), np.asarray(p.y), np.asarray(p.theta0).copy()
+    lr, decay = 0.3, 0.2
+    for _ in range(2):
+        for t, start in enumerate(range(0, len(y), batch_size)):
+            b = slice(start, start + batch_size)
+            theta -= lr * (t + 1.0) ** -decay * phi[b].T @ (phi[b] @ theta - y[b])
+    out, info = mj.sgd(None, p.phi, p.y, p.theta0, lr=lr, decay=decay, batch_size=batch_size,
+                       order="cyclic", tol=0.0, max_epochs=2, checks_per_epoch=checks_per_epoch)
+    assert rel(out, theta) < 1e-13  # same arithmetic in another order: round-off only
+    assert int(info.steps) == 2 * -(-len(y) // batch_size)

@@ -64,6 +64,18 @@ def test_other_labelings_miss_theta_r_by_their_predicted_gap(method, k):
     assert float(cert.relative_gap) > 1e-2
 
 
+def test_finetune_retain_never_reads_the_forget_rows():
+    p, _, forget = _setup(19, SHAPES[0])
+    theta_p = p.theta0 + 0.3  # does not interpolate: fine-tuning has to move
+    poisoned = p.y.at[np.flatnonzero(forget)].set(100.0)
+    run = lambda y: mj.unlearn_linear(jax.random.key(0), p.phi, y, p.theta0, theta_p, forget,
+                                      method="finetune_retain", tol=TOL)
+    (a, cert), (b, _) = run(p.y), run(poisoned)
+    assert bool(jnp.array_equal(a, b))
+    assert float(cert.residual_r) < 1e-10 and rel(p.phi[forget] @ a, p.y[forget]) > 1e-2
+    assert cert.labels_f is None and bool(jnp.isnan(cert.residual_f))
+
+
 def test_muso_labels_in_the_certificate_are_the_retrained_outputs():
     p, theta_p, forget = _setup(12, SHAPES[0])
     _, cert = mj.unlearn_linear(jax.random.key(0), p.phi, p.y, p.theta0, theta_p, forget, tol=TOL)
@@ -157,3 +169,20 @@ def test_bad_arguments_are_refused(change, arg):
     with pytest.raises(ValueError, match=f"`{arg}`"):
         mj.unlearn_linear(jax.random.key(0), args["phi"], args["y"], args["theta0"], args["theta_p"],
                           [0, 1], max_epochs=300, **kwargs)
+
+
+@pytest.mark.parametrize("k", [0, 3])
+def test_baseline_labels_have_the_documented_form(k):
+    p, theta_p, forget = _setup(20, SHAPES[0], k)
+    phi_r, y_r, phi_f, y_f = p.phi[~forget], p.y[~forget], p.phi[forget], p.y[forget]
+    am = mj.relabel(jax.random.key(1), "random_labels", phi_r, y_r, phi_f, y_f, p.theta0)
+    if k == 0:
+        assert set(np.unique(np.asarray(am))) <= {-1.0, 1.0}
+    else:
+        np.testing.assert_array_equal(np.sum(am, 1), 1.0)
+        assert set(np.unique(np.asarray(am))) == {0.0, 1.0}
+    bt = mj.relabel(jax.random.key(2), "bad_teacher", phi_r, y_r, phi_f, y_f, p.theta0)
+    w_bd = jax.random.normal(jax.random.key(2), p.theta0.shape)
+    assert rel(bt, phi_f @ w_bd) < 1e-14
+    assert mj.relabel(None, "finetune_retain", phi_r, y_r, phi_f, y_f, p.theta0) is None
+    assert bool(jnp.array_equal(mj.relabel(None, "true_labels", phi_r, y_r, phi_f, y_f, p.theta0), y_f))
