@@ -175,7 +175,7 @@ def projector(phi_r, *, ridge=0.0):
         P_r = \Phi_r^\top (\Phi_r\Phi_r^\top + \epsilon I)^{-1} \Phi_r
 
     Built as ``X^T X`` with ``X = L^{-1} Phi_r`` (``L`` the Cholesky factor of the Gram), so it is
-    symmetric and positive semi-definite by construction. With ``ridge = 0`` it is idempotent
+    symmetric (up to matmul round-off) and positive semi-definite by construction. With ``ridge = 0`` it is idempotent
     with eigenvalues in {0, 1}; with ``ridge > 0`` its eigenvalues are ``s / (s + ridge)`` in
     [0, 1). (MUSO, arXiv 2410.08557, projector form of the labels.)
     """

@@ -51,3 +51,7 @@ def write_json(path, obj) -> Path:
 
 def save_figure(fig, path, dpi: int = 130) -> Path:
     return _atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png"), ".png")
+
+
+def write_text(path, text: str) -> Path:
+    return _atomic(path, lambda tmp: Path(tmp).write_text(text), ".txt")
