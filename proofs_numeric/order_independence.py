@@ -40,7 +40,7 @@ def main(key, out, size: str = "default") -> c.Result:
     pairwise = np.asarray(jnp.linalg.norm((stacked[:, None] - stacked[None, :]).reshape(len(names), len(names), -1),
                                           axis=-1)) / scale
     theta_r = mj.min_norm_solution(phi[~forget], y[~forget], theta0)
-    to_r = np.asarray(jnp.linalg.norm((stacked - theta_r).reshape(len(names), -1), axis=1)) / scale
+    to_r = np.asarray(jnp.linalg.norm((stacked - theta_r[None]).reshape(len(names), -1), axis=1)) / scale
     worst = float(np.max(pairwise))
     rows = [dict(variant=k, rel_gap_to_theta_r=float(g)) for k, g in zip(names, to_r)]
     fig, (ax,) = c.figure(width=6.5, height=5.5)
