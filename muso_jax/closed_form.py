@@ -174,7 +174,9 @@ def projector(phi_r, *, ridge=0.0):
     .. math::
         P_r = \Phi_r^\top (\Phi_r\Phi_r^\top + \epsilon I)^{-1} \Phi_r
 
-    Built as ``X^T X`` with ``X = L^{-1} Phi_r`` (``L`` the Cholesky factor of the Gram), so it is
+    Solved on the smaller side: for N_r <= M as ``X^T X`` with ``X = L^{-1} Phi_r`` (``L`` the
+    Cholesky factor of the N_r x N_r Gram); for N_r > M as ``A (A + eps I)^{-1}`` with
+    ``A = Phi_r^T Phi_r`` (M x M), the same matrix. It is
     symmetric (up to matmul round-off) and positive semi-definite by construction. With ``ridge = 0`` it is idempotent
     with eigenvalues in {0, 1}; with ``ridge > 0`` its eigenvalues are ``s / (s + ridge)`` in
     [0, 1). (MUSO, arXiv 2410.08557, projector form of the labels.)
@@ -186,6 +188,21 @@ def projector(phi_r, *, ridge=0.0):
 
 @jax.jit
 def _projector(phi_r, ridge):
+    n, m = phi_r.shape
+    if n > m:  # the feature side is smaller: P = A (A + eps I)^{-1}, A = Phi_r^T Phi_r (M x M)
+        A = phi_r.T @ phi_r
+        G = A + ridge * jnp.eye(m, dtype=A.dtype)
+        L = jnp.linalg.cholesky(G)
+
+        def by_cholesky_m(_):
+            S = cho_solve((L, True), A)
+            return (S + S.T) / 2  # equal in exact arithmetic: A and (A + eps I)^{-1} commute
+
+        def by_pinv_m(_):
+            U, inv = _pinv_parts(G)
+            return (U * (inv * jnp.diagonal(U.T @ A @ U))[None, :]) @ U.T
+
+        return lax.cond(_cholesky_ok(G, L), by_cholesky_m, by_pinv_m, None)
     G = _gram(phi_r, ridge, None)
     L = jnp.linalg.cholesky(G)
 

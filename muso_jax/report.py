@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 
-def _atomic(path, write, suffix: str) -> Path:
+def atomic(path, write, suffix: str) -> Path:
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
@@ -46,12 +47,12 @@ def write_json(path, obj) -> Path:
             json.dump(_plain(obj), fh, indent=2)
             fh.write("\n")
 
-    return _atomic(path, write, ".json")
+    return atomic(path, write, ".json")
 
 
 def save_figure(fig, path, dpi: int = 130) -> Path:
-    return _atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png"), ".png")
+    return atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png"), ".png")
 
 
 def write_text(path, text: str) -> Path:
-    return _atomic(path, lambda tmp: Path(tmp).write_text(text), ".txt")
+    return atomic(path, lambda tmp: Path(tmp).write_text(text), ".txt")

@@ -168,3 +168,18 @@ def test_bad_input_names_the_argument(call, arg):
     p = problem(8, *SHAPES[0])
     with pytest.raises(ValueError, match=f"`{arg}`"):
         call(p)
+
+
+@pytest.mark.parametrize("ridge", [0.0, 1e-3, 0.5])
+def test_projector_is_the_same_matrix_solved_on_either_side(ridge):
+    """Tall Phi_r (N_r > M) goes through the M x M system; compare with the N_r-side formula
+    evaluated by NumPy on the same matrix, and check projector properties."""
+    phi = np.asarray(problem(21, 40, 6).phi)  # N_r = 40 rows, M = 12 features
+    P = np.asarray(mj.projector(phi, ridge=ridge))
+    reference = phi.T @ np.linalg.pinv(phi @ phi.T + ridge * np.eye(40), hermitian=True) @ phi
+    np.testing.assert_allclose(P, reference, atol=1e-10)
+    np.testing.assert_allclose(P, P.T, atol=1e-15)
+    eig = np.linalg.eigvalsh(P)
+    assert eig.min() > -1e-12 and eig.max() < 1 + 1e-12
+    if ridge == 0.0:  # full column rank: the row space is everything
+        np.testing.assert_allclose(P, np.eye(12), atol=1e-10)

@@ -1,0 +1,119 @@
+"""Networks that expose what MUSO's relabel step reads: penultimate features and the head.
+
+Every model has ``features(x) -> z`` (penultimate activations, (B, F)) and ``head``, an
+``nnx.Linear(F, K)``; ``model(x) = head(features(x))``. The head's weight and bias, stacked as
+``[kernel; bias]`` of shape (F + 1, K), are the last layer W of the MUSO paper, acting on
+``[z, 1]`` (arXiv 2410.08557, nonlinear section).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+MODELS = ("mlp", "cnn", "resnet18")
+
+
+class MLP(nnx.Module):
+    """Fully connected ReLU network on flattened inputs."""
+
+    def __init__(self, in_shape, num_classes: int, hidden: Sequence[int] = (512, 512), *, param_dtype, rngs):
+        sizes = (int(jnp.prod(jnp.array(in_shape))),) + tuple(hidden)
+        self.layers = nnx.List([nnx.Linear(a, b, param_dtype=param_dtype, rngs=rngs)
+                                for a, b in zip(sizes[:-1], sizes[1:])])
+        self.head = nnx.Linear(sizes[-1], num_classes, param_dtype=param_dtype, rngs=rngs)
+
+    def features(self, x):
+        z = x.reshape(x.shape[0], -1)
+        for layer in self.layers:
+            z = jax.nn.relu(layer(z))
+        return z
+
+    def __call__(self, x):
+        return self.head(self.features(x))
+
+
+class CNN(nnx.Module):
+    """Two 3x3 conv + max-pool stages, then a dense layer: a small CNN for 8x8 to 32x32 images."""
+
+    def __init__(self, in_shape, num_classes: int, channels=(32, 64), width: int = 128, *, param_dtype, rngs):
+        h, w, c = in_shape
+        self.convs = nnx.List([nnx.Conv(a, b, (3, 3), param_dtype=param_dtype, rngs=rngs)
+                               for a, b in zip((c,) + tuple(channels[:-1]), channels)])
+        flat = (h // 2 ** len(channels)) * (w // 2 ** len(channels)) * channels[-1]
+        self.dense = nnx.Linear(flat, width, param_dtype=param_dtype, rngs=rngs)
+        self.head = nnx.Linear(width, num_classes, param_dtype=param_dtype, rngs=rngs)
+
+    def features(self, x):
+        for conv in self.convs:
+            x = nnx.max_pool(jax.nn.relu(conv(x)), (2, 2), strides=(2, 2))
+        return jax.nn.relu(self.dense(x.reshape(x.shape[0], -1)))
+
+    def __call__(self, x):
+        return self.head(self.features(x))
+
+
+class BasicBlock(nnx.Module):
+    """ResNet basic block: two 3x3 conv + BN, identity or 1x1-conv shortcut (He et al. 2016)."""
+
+    def __init__(self, cin: int, cout: int, stride: int, *, param_dtype, rngs):
+        kw = dict(use_bias=False, param_dtype=param_dtype, rngs=rngs)
+        self.conv1 = nnx.Conv(cin, cout, (3, 3), strides=stride, **kw)
+        self.bn1 = nnx.BatchNorm(cout, param_dtype=param_dtype, rngs=rngs)
+        self.conv2 = nnx.Conv(cout, cout, (3, 3), **kw)
+        self.bn2 = nnx.BatchNorm(cout, param_dtype=param_dtype, rngs=rngs)
+        self.shortcut = nnx.data(None)
+        if stride != 1 or cin != cout:
+            self.shortcut = nnx.data(nnx.Sequential(nnx.Conv(cin, cout, (1, 1), strides=stride, **kw),
+                                                    nnx.BatchNorm(cout, param_dtype=param_dtype, rngs=rngs)))
+
+    def __call__(self, x):
+        y = jax.nn.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return jax.nn.relu(y + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class ResNet18(nnx.Module):
+    """CIFAR-style ResNet-18: 3x3 stem without max-pool, stages of 2 blocks at 64/128/256/512."""
+
+    def __init__(self, in_shape, num_classes: int, width: int = 64, *, param_dtype, rngs):
+        c = in_shape[-1]
+        self.stem = nnx.Conv(c, width, (3, 3), use_bias=False, param_dtype=param_dtype, rngs=rngs)
+        self.bn = nnx.BatchNorm(width, param_dtype=param_dtype, rngs=rngs)
+        blocks, cin = [], width
+        for i, cout in enumerate((width, 2 * width, 4 * width, 8 * width)):
+            for j in range(2):
+                blocks.append(BasicBlock(cin, cout, 2 if (i > 0 and j == 0) else 1, param_dtype=param_dtype, rngs=rngs))
+                cin = cout
+        self.blocks = nnx.List(blocks)
+        self.head = nnx.Linear(cin, num_classes, param_dtype=param_dtype, rngs=rngs)
+
+    def features(self, x):
+        x = jax.nn.relu(self.bn(self.stem(x)))
+        for block in self.blocks:
+            x = block(x)
+        return jnp.mean(x, axis=(1, 2))
+
+    def __call__(self, x):
+        return self.head(self.features(x))
+
+
+def make_model(name: str, in_shape, num_classes: int, *, seed: int, param_dtype=jnp.float32, **kwargs):
+    """Build a model by name; ``seed`` draws the initial parameters p_0."""
+    classes = dict(mlp=MLP, cnn=CNN, resnet18=ResNet18)
+    if name not in classes:
+        raise ValueError(f"argument `model`: expected one of {list(MODELS)}; got {name!r}")
+    return classes[name](tuple(in_shape), num_classes, param_dtype=param_dtype, rngs=nnx.Rngs(seed), **kwargs)
+
+
+def head_matrix(head_state) -> jax.Array:
+    """The last layer as one (F + 1, K) matrix ``[kernel; bias]``, acting on ``[z, 1]``."""
+    return jnp.concatenate([head_state["kernel"][...], head_state["bias"][...][None, :]], axis=0)
+
+
+def with_bias_column(z) -> jax.Array:
+    """``[z, 1]``: penultimate features with the constant that multiplies the bias."""
+    return jnp.concatenate([z, jnp.ones((z.shape[0], 1), z.dtype)], axis=1)
