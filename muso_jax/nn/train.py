@@ -64,14 +64,14 @@ def cross_entropy(logits, labels):
 def make_step(graphdef, tx, loss: Callable = None):
     """One jitted optimizer step on a padded batch.
 
-    ``loss(params, logits, xb, yb, extra) -> per-example losses``; the default is
+    ``loss(params, rest, logits, xb, yb, extra) -> per-example losses``; the default is
     cross-entropy on ``yb``. Rows with weight 0 (padding) do not count.
     """
-    loss = loss or (lambda params, logits, xb, yb, extra: cross_entropy(logits, yb))
+    loss = loss or (lambda params, rest, logits, xb, yb, extra: cross_entropy(logits, yb))
 
     def objective(params, rest, xb, yb, wb, extra):
         logits, new_rest = forward(graphdef, params, rest, xb, train=True)
-        per_example = loss(params, logits, xb, yb, extra)
+        per_example = loss(params, rest, logits, xb, yb, extra)
         return jnp.sum(wb * per_example) / jnp.maximum(jnp.sum(wb), 1.0), new_rest
 
     @jax.jit

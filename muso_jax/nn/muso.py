@@ -1,0 +1,164 @@
+r"""MUSO for networks: alternate a closed-form relabel of the last layer with fine-tuning
+(Yang et al., arXiv 2410.08557, the nonlinear section; defaults from the authors' scripts).
+
+Treat the penultimate features ``z(x)`` plus a constant 1 as the random features of the linear
+theory and ``W_0``, ``W_p`` (the heads of p_0 and of the original network, (F + 1) x K) as
+theta_0 and theta_p. Before every epoch:
+
+.. math::
+    P = Z^\top (Z Z^\top + \epsilon I)^{-1} Z, \qquad R = P (W_p - W_0) + W_0 + W_p
+
+with Z the features of a random subset of D_r under the CURRENT network and epsilon on a cosine
+ramp. During the epoch, over shuffled batches of D_r and D_f, a forget point gets the logits
+
+.. math::
+    \ell(x) = [z_{cur}(x), 1] R - [z_{orig}(x), 1] W_p
+            = [z_{cur}, 1][W_0 + P(W_p - W_0)] + ([z_{cur}, 1] - [z_{orig}, 1]) W_p
+
+(z_orig from the frozen original network) and is trained on argmax(l) (or on softmax(l) with
+the KL loss when ``soft``); retain points keep their labels. At step 0, z_cur = z_orig and the
+labels are the linear theory's projector-form labels.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import muso_jax as mj
+from muso_jax.nn.models import head_matrix, with_bias_column
+from muso_jax.nn.state import Net, forward, predict
+from muso_jax.nn.train import TrainConfig, cross_entropy, make_optimizer, make_step, run_epoch, steps_per_epoch
+
+PROJECTORS = ("exact", "authors_woodbury")
+
+
+class MusoConfig(NamedTuple):
+    """Defaults: the authors' random-subset forgetting (Adam, lr 3e-5, 2 epochs, batch 128)."""
+
+    epochs: int = 2
+    lr: float = 3e-5
+    optimizer: str = "adam"
+    schedule: str = "constant"
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    subset_ratio: float = 0.2  # share of D_r whose features build P
+    eps_start: float = 1e-6  # cosine ramp of the ridge epsilon across epochs
+    eps_end: float = 1e-2
+    soft: bool = False  # KL to softmax(l) instead of cross-entropy on argmax(l)
+    projector: str = "exact"  # "authors_woodbury": ABLATION, not a projector (see head_projector)
+
+
+# The authors' class-forgetting setting: AdamW, lr 2.8e-4 with cosine decay, 5 epochs.
+CLASS_DEFAULTS = MusoConfig(epochs=5, lr=2.8e-4, optimizer="adamw", schedule="cosine", weight_decay=5e-4)
+
+
+def epsilon(epoch: int, cfg: MusoConfig) -> float:
+    """Cosine ramp from ``eps_start`` (epoch 0) to ``eps_end`` (last epoch)."""
+    if cfg.epochs == 1:
+        return cfg.eps_start
+    c = (1.0 + math.cos(math.pi * epoch / (cfg.epochs - 1))) / 2.0
+    return cfg.eps_end + (cfg.eps_start - cfg.eps_end) * c
+
+
+def head_projector(z, eps, variant: str = "exact"):
+    r"""The relabel projector on features ``z`` ((n, F + 1), bias column included).
+
+    ``"exact"``: ``Z^T (Z Z^T + eps I)^{-1} Z``, solved on the smaller side, never inverted
+    explicitly (:func:`muso_jax.projector`); eigenvalues ``s / (s + eps)`` in [0, 1).
+
+    ``"authors_woodbury"`` (ABLATION, not a projector): our reading of the authors' latest public
+    revision, a Woodbury form of ``(Z^T Z + eps I)^{-1} Z^T Z`` whose inner identity lacks the
+    factor eps, ``(1/eps)[I - Z^T (I + Z Z^T)^{-1} Z] Z^T Z``; its eigenvalues are
+    ``s / (eps (1 + s))``, up to about 1/eps. Kept so users can see whether results depend on it.
+    """
+    if variant == "exact":
+        return mj.projector(z, ridge=eps)
+    if variant == "authors_woodbury":
+        n = z.shape[0]
+        inner = jnp.linalg.solve(jnp.eye(n, dtype=z.dtype) + z @ z.T, z)
+        A = z.T @ z
+        return (A - z.T @ (inner @ A)) / eps
+    raise ValueError(f"argument `projector`: expected one of {list(PROJECTORS)}; got {variant!r}")
+
+
+def relabel_head(P, W0, Wp):
+    """``R = P (W_p - W_0) + W_0 + W_p``."""
+    return P @ (Wp - W0) + W0 + Wp
+
+
+def forget_logits(z_cur, z_orig, R, Wp):
+    """``[z_cur, 1] R - [z_orig, 1] W_p``: the relabel logits of forget points."""
+    return with_bias_column(z_cur) @ R - with_bias_column(z_orig) @ Wp
+
+
+class MusoInfo(NamedTuple):
+    seconds: float  # wall clock of the unlearning alone (RTE)
+    changed_at_start: float  # share of D_f whose MUSO label differs from its true label, step 0
+    changed_at_end: float  # the same with the final network's relabel
+    epsilons: tuple
+    losses: tuple
+
+
+def _labels(net: Net, net_p: Net, x_f, R, Wp):
+    z_cur = predict(net, x_f, features=True)
+    z_orig = predict(net_p, x_f, features=True)
+    return jnp.argmax(forget_logits(z_cur, z_orig, R, Wp), axis=1)
+
+
+def unlearn(key, net_p: Net, net_0: Net, x_r, y_r, x_f, y_f, cfg: MusoConfig = MusoConfig(),
+            on_batch=None) -> tuple[Net, MusoInfo]:
+    """Run MUSO from the original network ``net_p`` with its initialization ``net_0``."""
+    if cfg.projector not in PROJECTORS:
+        raise ValueError(f"argument `projector`: expected one of {list(PROJECTORS)}; got {cfg.projector!r}")
+    if not 0 < cfg.subset_ratio <= 1:
+        raise ValueError(f"argument `subset_ratio`: expected a number in (0, 1]; got {cfg.subset_ratio!r}")
+    start = time.perf_counter()
+    graphdef = net_p.graphdef
+    W0, Wp = head_matrix(net_0.params["head"]), head_matrix(net_p.params["head"])
+    x_r, y_r, x_f, y_f = (jnp.asarray(a) for a in (x_r, y_r, x_f, y_f))
+    x = jnp.concatenate([x_r, x_f])
+    y = jnp.concatenate([y_r, y_f])
+    is_forget = jnp.concatenate([jnp.zeros(len(y_r), bool), jnp.ones(len(y_f), bool)])
+    train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
+                            weight_decay=cfg.weight_decay, schedule=cfg.schedule)
+    tx = make_optimizer(train_cfg, steps_per_epoch(len(y), cfg.batch_size))
+
+    def loss(params, rest, logits, xb, yb, extra):
+        z_cur = jax.lax.stop_gradient(forward(graphdef, params, rest, xb, train=False, features=True)[0])
+        z_orig = forward(graphdef, net_p.params, net_p.rest, xb, train=False, features=True)[0]
+        target = forget_logits(z_cur, z_orig, extra["R"], Wp)
+        if cfg.soft:
+            forget = optax.kl_divergence(jax.nn.log_softmax(logits), jax.nn.softmax(target))
+        else:
+            forget = cross_entropy(logits, jnp.argmax(target, axis=1))
+        return jnp.where(extra["is_forget"], forget, cross_entropy(logits, yb))
+
+    step = make_step(graphdef, tx, loss)
+    net, opt_state = net_p, tx.init(net_p.params)
+    n_sub = max(1, int(round(cfg.subset_ratio * len(y_r))))
+    eps_used, losses, changed0, R = [], [], None, None
+    for epoch in range(cfg.epochs):
+        eps = epsilon(epoch, cfg)
+        subset = jax.random.choice(jax.random.fold_in(key, 2 * epoch), len(y_r), (n_sub,), replace=False)
+        z = with_bias_column(predict(net, x_r[subset], features=True))
+        R = relabel_head(head_projector(z, eps, cfg.projector), W0, Wp)
+        if epoch == 0:
+            changed0 = float(jnp.mean(_labels(net, net_p, x_f, R, Wp) != y_f))
+        net, opt_state, value = run_epoch(
+            jax.random.fold_in(key, 2 * epoch + 1), step, net, opt_state, x, y, cfg.batch_size,
+            extra=lambda idx, R=R: dict(R=R, is_forget=is_forget[idx]), on_batch=on_batch)
+        eps_used.append(eps)
+        losses.append(value)
+    jax.block_until_ready(net.params)
+    seconds = time.perf_counter() - start
+    z = with_bias_column(predict(net, x_r[subset], features=True))
+    R_end = relabel_head(head_projector(z, eps_used[-1], cfg.projector), W0, Wp)
+    changed_end = float(jnp.mean(_labels(net, net_p, x_f, R_end, Wp) != y_f))
+    return net, MusoInfo(seconds, changed0, changed_end, tuple(eps_used), tuple(losses))
