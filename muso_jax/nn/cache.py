@@ -57,3 +57,36 @@ def load(path, like):
         raise ValueError(f"argument `cache`: {path} does not match the model it is loaded into "
                          f"({len(leaves)} arrays saved, {len(template)} expected); delete it to retrain")
     return jax.tree.unflatten(treedef, [jax.numpy.asarray(a) for a in leaves])
+
+
+def trained(folder, key, net0, x, y, cfg, *, on_epoch=None, on_batch=None):
+    """The network trained from ``net0`` on (x, y), from the cache entry ``folder`` if there.
+
+    Saves ``init.npz`` (p_0) first, a checkpoint after every epoch, then ``final.npz``; an
+    interrupted run resumes from its checkpoint and replays the same batches (epoch e uses
+    ``fold_in(key, e)``). Returns ``(net0, net)``.
+    """
+    from muso_jax.nn.train import make_optimizer, steps_per_epoch, train
+
+    folder = Path(folder)
+    if (folder / "final.npz").exists():
+        return load(folder / "init.npz", net0), load(folder / "final.npz", net0)
+    if (folder / "init.npz").exists():
+        net0 = load(folder / "init.npz", net0)
+    else:
+        save(folder / "init.npz", net0)
+    tx = make_optimizer(cfg, steps_per_epoch(len(y), cfg.batch_size))
+    start = None
+    if (folder / "checkpoint.npz").exists():
+        (net, opt_state), epoch = load(folder / "checkpoint.npz", ((net0, tx.init(net0.params)), 0))
+        start = (net, opt_state, int(epoch) + 1)
+
+    def checkpoint(epoch, net, opt_state, loss):
+        save(folder / "checkpoint.npz", ((net, opt_state), np.asarray(epoch)))
+        if on_epoch is not None:
+            on_epoch(epoch, net, opt_state, loss)
+
+    net = train(key, net0, x, y, cfg, start=start, on_epoch=checkpoint, on_batch=on_batch)
+    save(folder / "final.npz", net)
+    (folder / "checkpoint.npz").unlink(missing_ok=True)
+    return net0, net
