@@ -2,6 +2,7 @@
 
     muso linear [options]   the MUSO authors' linear experiment (MNIST 3 vs 7, RFF, +-1 labels)
     muso verify [options]   numerical verification of every theoretical result, with a report
+    muso unlearn [options]  MUSO on a Flax network against Original and Retrain, protocol metrics
 """
 
 from __future__ import annotations
@@ -200,11 +201,78 @@ def _verify(args) -> int:
     return 0 if ok else 1
 
 
+def _unlearn_parser(sub):
+    p = sub.add_parser("unlearn", help="train/load Original and Retrain, run MUSO on a network, print the metrics")
+    p.add_argument("--data", default="digits", help="digits (default), mnist, cifar10, cifar100, npz")
+    p.add_argument("--path", default=None, help="folder of the CIFAR pickle archive, or the .npz file")
+    p.add_argument("--model", default="mlp", help="mlp (default), cnn, resnet18")
+    p.add_argument("--scenario", default="random", help="random (default), class, subclass")
+    p.add_argument("--forget", type=float, default=10.0, help="percent forgotten (random scenario)")
+    p.add_argument("--cls", type=int, default=3, help="class (class scenario) or fine class (subclass)")
+    p.add_argument("--method", default="muso", choices=["muso"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=30, help="epochs of the original training and of retraining")
+    p.add_argument("--muso-epochs", type=int, default=None, help="default: the authors' (2 random, 5 class)")
+    p.add_argument("--muso-lr", type=float, default=None, help="default: the authors' (3e-5 random, 2.8e-4 class)")
+    p.add_argument("--soft", action="store_true", help="KL to the relabel softmax instead of hard labels")
+    p.add_argument("--projector", default="exact", choices=["exact", "authors_woodbury"],
+                   help="authors_woodbury: ABLATION, the authors' latest public non-projector")
+    p.add_argument("--cache", type=Path, default=Path("results/cache"), help="trained networks, keyed by config")
+    p.add_argument("--json", type=Path, default=Path("results/unlearn.json"))
+    p.set_defaults(run=_unlearn)
+
+
+def _unlearn(args) -> int:
+    from tqdm import tqdm
+
+    from muso_jax import report
+    from muso_jax.nn import experiment, muso
+    from muso_jax.nn.train import TrainConfig
+
+    cfg = muso.MusoConfig() if args.scenario == "random" else muso.CLASS_DEFAULTS
+    cfg = cfg._replace(soft=args.soft, projector=args.projector,
+                       **({"epochs": args.muso_epochs} if args.muso_epochs else {}),
+                       **({"lr": args.muso_lr} if args.muso_lr else {}))
+    setup = experiment.Setup(data=args.data, path=args.path, model=args.model, scenario=args.scenario,
+                             forget=args.forget, cls=args.cls, seed=args.seed, train=TrainConfig(epochs=args.epochs))
+    bars = {}
+
+    def on_batch():
+        bars["batch"].update()
+
+    def on_stage(name):
+        bars["stage"].set_postfix_str(f"{name} done")
+        bars["stage"].update()
+
+    with tqdm(total=3, desc="unlearn", unit="stage", position=0) as stage_bar, \
+            tqdm(desc="batches", unit="batch", position=1, leave=False) as batch_bar:
+        bars.update(stage=stage_bar, batch=batch_bar)
+        result = experiment.run(setup, cfg, args.cache, on_stage=on_stage, on_batch=on_batch)
+    rows = result["rows"]
+    keys = ["TA", "RA", "FA", "UA", "MIA_entropy", "MIA_efficacy", "avg_gap", "RTE_s", "dist_to_retrain",
+            "head_dist_to_retrain"]
+    print(f"\n{result['description']}; scenario {args.scenario}: N_f = {result['n_forget']}, N_r = {result['n_retain']}")
+    print(f"{'':10}" + "".join(f"{k:>21}" for k in keys))
+    for name, row in rows.items():
+        print(f"{name:10}" + "".join(f"{row.get(k, float('nan')):21.3f}" for k in keys))
+    gaps = {k: rows["MUSO"][k] - rows["Retrain"][k] for k in keys[:6]}
+    print(f"{'MUSO-Ret.':10}" + "".join(f"{gaps[k]:+21.3f}" for k in keys[:6]))
+    print(f"\nMUSO labels differing from the true labels on D_f: {100 * result['muso']['changed_at_start']:.1f}% "
+          f"at the first relabel, {100 * result['muso']['changed_at_end']:.1f}% at the end.")
+    print("definitions:")
+    for k in keys:
+        print(f"  {k}: {result['definitions'].get(k, '')}")
+    report.write_json(args.json, result)
+    print(f"wrote {args.json}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="muso", description="Exact machine unlearning by relabeling (MUSO) in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
     _linear_parser(sub)
     _verify_parser(sub)
+    _unlearn_parser(sub)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

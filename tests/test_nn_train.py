@@ -87,7 +87,7 @@ def test_cached_training_resumes_after_an_interruption(tmp_path):
     x, y = _toy()
     net0 = split(make_model("mlp", (4,), 2, seed=1, hidden=(16,)))
     cfg = TrainConfig(epochs=4, batch_size=8, lr=0.1)
-    _, reference = cache.trained(tmp_path / "a", jax.random.key(0), net0, x, y, cfg)
+    _, reference, _ = cache.trained(tmp_path / "a", jax.random.key(0), net0, x, y, cfg)
 
     def interrupt(epoch, *_):
         if epoch == 1:
@@ -96,6 +96,6 @@ def test_cached_training_resumes_after_an_interruption(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         cache.trained(tmp_path / "b", jax.random.key(0), net0, x, y, cfg, on_epoch=interrupt)
     assert (tmp_path / "b" / "checkpoint.npz").exists() and not (tmp_path / "b" / "final.npz").exists()
-    _, resumed = cache.trained(tmp_path / "b", jax.random.key(0), net0, x, y, cfg)
+    _, resumed, _ = cache.trained(tmp_path / "b", jax.random.key(0), net0, x, y, cfg)
     assert all(bool(jnp.array_equal(u, v)) for u, v in zip(jax.tree.leaves(reference), jax.tree.leaves(resumed)))
     assert not (tmp_path / "b" / "checkpoint.npz").exists()

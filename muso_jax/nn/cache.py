@@ -64,13 +64,18 @@ def trained(folder, key, net0, x, y, cfg, *, on_epoch=None, on_batch=None):
 
     Saves ``init.npz`` (p_0) first, a checkpoint after every epoch, then ``final.npz``; an
     interrupted run resumes from its checkpoint and replays the same batches (epoch e uses
-    ``fold_in(key, e)``). Returns ``(net0, net)``.
+    ``fold_in(key, e)``). Returns ``(net0, net, seconds)``, seconds the wall clock of the
+    training (summed over resumed runs; stored with the entry).
     """
+    import time
+
     from muso_jax.nn.train import make_optimizer, steps_per_epoch, train
 
     folder = Path(folder)
+    seconds_file = folder / "seconds.json"
     if (folder / "final.npz").exists():
-        return load(folder / "init.npz", net0), load(folder / "final.npz", net0)
+        seconds = float(json.loads(seconds_file.read_text())) if seconds_file.exists() else float("nan")
+        return load(folder / "init.npz", net0), load(folder / "final.npz", net0), seconds
     if (folder / "init.npz").exists():
         net0 = load(folder / "init.npz", net0)
     else:
@@ -81,12 +86,18 @@ def trained(folder, key, net0, x, y, cfg, *, on_epoch=None, on_batch=None):
         (net, opt_state), epoch = load(folder / "checkpoint.npz", ((net0, tx.init(net0.params)), 0))
         start = (net, opt_state, int(epoch) + 1)
 
+    before = float(json.loads(seconds_file.read_text())) if seconds_file.exists() else 0.0
+    started = time.perf_counter()
+
     def checkpoint(epoch, net, opt_state, loss):
         save(folder / "checkpoint.npz", ((net, opt_state), np.asarray(epoch)))
+        report.write_json(seconds_file, before + time.perf_counter() - started)
         if on_epoch is not None:
             on_epoch(epoch, net, opt_state, loss)
 
     net = train(key, net0, x, y, cfg, start=start, on_epoch=checkpoint, on_batch=on_batch)
+    seconds = before + time.perf_counter() - started
+    report.write_json(seconds_file, seconds)
     save(folder / "final.npz", net)
     (folder / "checkpoint.npz").unlink(missing_ok=True)
-    return net0, net
+    return net0, net, seconds

@@ -1,0 +1,84 @@
+"""One unlearning experiment on a network: Original, Retrain (same p_0, D_r only) and MUSO on
+the same split, with the protocol metrics (theory.md section 5). Pure orchestration: the caller
+passes progress callbacks; nothing here prints."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from muso_jax import metrics
+from muso_jax.data import forget_mask, load_images
+from muso_jax.nn import cache, muso
+from muso_jax.nn.models import MODELS, head_matrix, make_model
+from muso_jax.nn.state import predict, split
+from muso_jax.nn.train import TrainConfig
+
+# Avg. Gap over the SalUn set of metrics (UA, RA, TA, MIA-efficacy).
+GAP_KEYS = ("UA", "RA", "TA", "MIA_efficacy")
+
+
+class Setup(NamedTuple):
+    data: str = "digits"
+    path: Optional[str] = None
+    model: str = "mlp"
+    scenario: str = "random"
+    forget: float = 10.0  # percent (random scenario)
+    cls: int = 3  # class (class scenario) or fine class (subclass scenario)
+    seed: int = 0
+    train: TrainConfig = TrainConfig()
+
+
+def run(setup: Setup, muso_cfg: muso.MusoConfig, cache_dir, *, on_stage=None, on_epoch=None, on_batch=None):
+    """Train or load Original and Retrain, run MUSO, measure. Returns a dict of results."""
+    if setup.model not in MODELS:
+        raise ValueError(f"argument `model`: expected one of {list(MODELS)}; got {setup.model!r}")
+    stage = on_stage or (lambda name: None)
+    d = load_images(setup.data, path=setup.path, seed=setup.seed)
+    y_train, y_test, k = d.y_train, d.y_test, d.num_classes
+    if setup.scenario == "subclass":  # train on super-classes, forget one fine class
+        if d.coarse_train is None:
+            raise ValueError(f"argument `scenario`: 'subclass' needs super-class labels; {setup.data!r} has none")
+        mask = forget_mask("subclass", d.y_train, num_classes=k, coarse=d.coarse_train, cls=setup.cls)
+        y_train, y_test, k = d.coarse_train, d.coarse_test, int(d.coarse_train.max()) + 1
+    else:
+        mask = forget_mask(setup.scenario, d.y_train, num_classes=k, percent=setup.forget, cls=setup.cls,
+                           seed=setup.seed)
+    x_tr, x_te = jnp.asarray(d.x_train), jnp.asarray(d.x_test)
+    y_tr, y_te = jnp.asarray(y_train), jnp.asarray(y_test)
+    net0 = split(make_model(setup.model, d.x_train.shape[1:], k, seed=setup.seed))
+    base = dict(data=setup.data, path=setup.path, model=setup.model, seed=setup.seed, train=setup.train._asdict(),
+                classes=k, n_train=len(y_train))
+    key = jax.random.key(setup.seed)
+    net0, net_p, _ = cache.trained(cache.entry(cache_dir, dict(base, role="original")), key, net0, x_tr, y_tr,
+                                setup.train, on_epoch=on_epoch, on_batch=on_batch)
+    stage("original")
+    retrain_key = dict(base, role="retrain", scenario=setup.scenario, forget=np.flatnonzero(mask).tolist())
+    _, net_r, retrain_seconds = cache.trained(cache.entry(cache_dir, retrain_key), key, net0, x_tr[~mask], y_tr[~mask], setup.train,
+                             on_epoch=on_epoch, on_batch=on_batch)
+    stage("retrain")
+    net_u, info = muso.unlearn(jax.random.fold_in(key, 7), net_p, net0, x_tr[~mask], y_tr[~mask], x_tr[mask],
+                               y_tr[mask], muso_cfg, on_batch=on_batch)
+    stage("muso")
+    rows = {}
+    for name, net in (("Original", net_p), ("Retrain", net_r), ("MUSO", net_u)):
+        logits = predict(net, x_tr)
+        m = metrics.protocol_metrics(logits[~mask], y_tr[~mask], logits[mask], y_tr[mask], predict(net, x_te), y_te,
+                                     seed=setup.seed)
+        dist = metrics.param_distance(net.params, net_r.params)
+        head = metrics.param_distance(head_matrix(net.params["head"]), head_matrix(net_r.params["head"]))
+        rows[name] = dict(m, dist_to_retrain=dist["l2"], dist_to_retrain_rel=dist["relative"],
+                          head_dist_to_retrain=head["l2"])
+    for name in rows:
+        rows[name]["avg_gap"] = metrics.avg_gap(rows[name], rows["Retrain"], GAP_KEYS)
+    rows["MUSO"]["RTE_s"] = info.seconds
+    rows["Retrain"]["RTE_s"] = retrain_seconds
+    return dict(rows=rows, n_forget=int(mask.sum()), n_retain=int((~mask).sum()), classes=k,
+                muso=dict(info._asdict(), config=muso_cfg._asdict()), description=d.description,
+                definitions=dict(metrics.DEFINITIONS, avg_gap=f"mean |metric - Retrain's| over {list(GAP_KEYS)}",
+                                 RTE_s="wall clock of the unlearning alone (for Retrain: the retraining)",
+                                 dist_to_retrain="||params - params_retrain|| over the whole network",
+                                 head_dist_to_retrain="the same over the last layer [kernel; bias]"))

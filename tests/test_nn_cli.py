@@ -1,0 +1,35 @@
+"""`muso unlearn` end to end on digits at tiny sizes (the metrics have their own tests)."""
+
+import json
+
+import pytest
+
+from muso_jax import cli
+
+
+def test_muso_unlearn_end_to_end_and_cache_reuse(tmp_path, capsys):
+    args = ["unlearn", "--epochs", "3", "--cache", str(tmp_path / "cache"), "--json", str(tmp_path / "r.json")]
+    assert cli.main(args) == 0
+    result = json.loads((tmp_path / "r.json").read_text())
+    rows = result["rows"]
+    assert set(rows) == {"Original", "Retrain", "MUSO"}
+    for key in ("TA", "RA", "FA", "UA", "MIA_entropy", "MIA_efficacy", "avg_gap", "dist_to_retrain"):
+        assert key in rows["MUSO"] and key in result["definitions"]
+    assert rows["Retrain"]["avg_gap"] == 0.0 and rows["Retrain"]["dist_to_retrain"] == 0.0
+    assert rows["MUSO"]["RTE_s"] > 0
+    entries = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(entries) == 2  # original and retrain
+    assert cli.main(args) == 0  # second run: both networks come from the cache
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == entries
+    again = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert again["Original"]["TA"] == rows["Original"]["TA"]
+    assert "MUSO labels differing" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad, message", [(["--model", "vgg"], "`model`"), (["--forget", "120"], "`percent`"),
+                                          (["--data", "svhn"], "svhn"), (["--scenario", "class", "--cls", "11"], "`cls`")])
+def test_muso_unlearn_bad_input_is_a_named_error(bad, message, tmp_path, capsys):
+    rc = cli.main(["unlearn", "--epochs", "1", "--cache", str(tmp_path), "--json", str(tmp_path / "x.json"), *bad])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
