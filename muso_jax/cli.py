@@ -211,6 +211,8 @@ def _unlearn_parser(sub):
     p.add_argument("--cls", type=int, default=3, help="class (class scenario) or fine class (subclass)")
     p.add_argument("--method", default="muso", choices=["muso"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, default=1, help="run seeds seed .. seed+N-1 and report mean ± std")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="parameter dtype")
     p.add_argument("--epochs", type=int, default=30, help="epochs of the original training and of retraining")
     p.add_argument("--muso-epochs", type=int, default=None, help="default: the authors' (2 random, 5 class)")
     p.add_argument("--muso-lr", type=float, default=None, help="default: the authors' (3e-5 random, 2.8e-4 class)")
@@ -223,46 +225,53 @@ def _unlearn_parser(sub):
 
 
 def _unlearn(args) -> int:
+    import jax
     from tqdm import tqdm
 
     from muso_jax import report
     from muso_jax.nn import experiment, muso
     from muso_jax.nn.train import TrainConfig
 
+    if args.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
     cfg = muso.MusoConfig() if args.scenario == "random" else muso.CLASS_DEFAULTS
     cfg = cfg._replace(soft=args.soft, projector=args.projector,
                        **({"epochs": args.muso_epochs} if args.muso_epochs else {}),
                        **({"lr": args.muso_lr} if args.muso_lr else {}))
-    setup = experiment.Setup(data=args.data, path=args.path, model=args.model, scenario=args.scenario,
-                             forget=args.forget, cls=args.cls, seed=args.seed, train=TrainConfig(epochs=args.epochs))
-    bars = {}
-
-    def on_batch():
-        bars["batch"].update()
-
-    def on_stage(name):
-        bars["stage"].set_postfix_str(f"{name} done")
-        bars["stage"].update()
-
-    with tqdm(total=3, desc="unlearn", unit="stage", position=0) as stage_bar, \
-            tqdm(desc="batches", unit="batch", position=1, leave=False) as batch_bar:
-        bars.update(stage=stage_bar, batch=batch_bar)
-        result = experiment.run(setup, cfg, args.cache, on_stage=on_stage, on_batch=on_batch)
-    rows = result["rows"]
+    if args.seeds < 1:
+        raise ValueError(f"argument `seeds`: expected an integer >= 1; got {args.seeds}")
+    runs = []
+    for seed in range(args.seed, args.seed + args.seeds):
+        setup = experiment.Setup(data=args.data, path=args.path, model=args.model, scenario=args.scenario,
+                                 forget=args.forget, cls=args.cls, seed=seed, train=TrainConfig(epochs=args.epochs),
+                                 dtype=args.dtype)
+        progress = lambda stage, total, seed=seed: tqdm(total=total, desc=f"seed {seed} {stage}", unit="batch",
+                                                       leave=False)
+        runs.append(experiment.run(setup, cfg, args.cache, progress=progress))
     keys = ["TA", "RA", "FA", "UA", "MIA_entropy", "MIA_efficacy", "avg_gap", "RTE_s", "dist_to_retrain",
             "head_dist_to_retrain"]
-    print(f"\n{result['description']}; scenario {args.scenario}: N_f = {result['n_forget']}, N_r = {result['n_retain']}")
-    print(f"{'':10}" + "".join(f"{k:>21}" for k in keys))
-    for name, row in rows.items():
-        print(f"{name:10}" + "".join(f"{row.get(k, float('nan')):21.3f}" for k in keys))
-    gaps = {k: rows["MUSO"][k] - rows["Retrain"][k] for k in keys[:6]}
-    print(f"{'MUSO-Ret.':10}" + "".join(f"{gaps[k]:+21.3f}" for k in keys[:6]))
-    print(f"\nMUSO labels differing from the true labels on D_f: {100 * result['muso']['changed_at_start']:.1f}% "
-          f"at the first relabel, {100 * result['muso']['changed_at_end']:.1f}% at the end.")
+    methods = list(runs[0]["rows"])
+    summary = {m: {k: (float(np.mean([r["rows"][m].get(k, np.nan) for r in runs])),
+                       float(np.std([r["rows"][m].get(k, np.nan) for r in runs]))) for k in keys} for m in methods}
+    first = runs[0]
+    print(f"\n{first['description']}\nmodel {args.model}, scenario {args.scenario}: N_f = {first['n_forget']}, "
+          f"N_r = {first['n_retain']}; {args.seeds} seed(s), mean ± std")
+    print(f"{'':10}" + "".join(f"{k:>22}" for k in keys))
+    for m in methods:
+        print(f"{m:10}" + "".join(f"{_fmt(*summary[m][k], '8.3f'):>22}" for k in keys))
+    gap = {k: summary["MUSO"][k][0] - summary["Retrain"][k][0] for k in keys[:6]}
+    print(f"{'MUSO-Ret.':10}" + "".join(f"{gap[k]:+22.3f}" for k in keys[:6]))
+    changed0 = [100 * r["muso"]["changed_at_start"] for r in runs]
+    changed1 = [100 * r["muso"]["changed_at_end"] for r in runs]
+    print(f"\nMUSO labels differing from the true labels on D_f: {np.mean(changed0):.1f}% at the first relabel, "
+          f"{np.mean(changed1):.1f}% at the end. Projector: {cfg.projector}"
+          f"{' (ABLATION: not a projector)' if cfg.projector != 'exact' else ''}.")
     print("definitions:")
     for k in keys:
-        print(f"  {k}: {result['definitions'].get(k, '')}")
-    report.write_json(args.json, result)
+        print(f"  {k}: {first['definitions'].get(k, '')}")
+    report.write_json(args.json, dict(summary={m: {k: dict(mean=v[0], std=v[1]) for k, v in row.items()}
+                                               for m, row in summary.items()},
+                                      runs=runs, args={k: str(v) for k, v in vars(args).items() if k != "run"}))
     print(f"wrote {args.json}")
     return 0
 

@@ -10,7 +10,7 @@ from muso_jax import cli
 def test_muso_unlearn_end_to_end_and_cache_reuse(tmp_path, capsys):
     args = ["unlearn", "--epochs", "3", "--cache", str(tmp_path / "cache"), "--json", str(tmp_path / "r.json")]
     assert cli.main(args) == 0
-    result = json.loads((tmp_path / "r.json").read_text())
+    result = json.loads((tmp_path / "r.json").read_text())["runs"][0]
     rows = result["rows"]
     assert set(rows) == {"Original", "Retrain", "MUSO"}
     for key in ("TA", "RA", "FA", "UA", "MIA_entropy", "MIA_efficacy", "avg_gap", "dist_to_retrain"):
@@ -21,9 +21,18 @@ def test_muso_unlearn_end_to_end_and_cache_reuse(tmp_path, capsys):
     assert len(entries) == 2  # original and retrain
     assert cli.main(args) == 0  # second run: both networks come from the cache
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == entries
-    again = json.loads((tmp_path / "r.json").read_text())["rows"]
+    again = json.loads((tmp_path / "r.json").read_text())["runs"][0]["rows"]
     assert again["Original"]["TA"] == rows["Original"]["TA"]
     assert "MUSO labels differing" in capsys.readouterr().out
+
+
+def test_subclass_scenario_trains_on_super_classes(tmp_path):
+    args = ["unlearn", "--epochs", "2", "--scenario", "subclass", "--cls", "3", "--cache", str(tmp_path / "c"),
+            "--json", str(tmp_path / "s.json")]
+    assert cli.main(args) == 0
+    result = json.loads((tmp_path / "s.json").read_text())["runs"][0]
+    assert result["classes"] == 5  # the documented digit super-classes
+    assert result["n_forget"] > 0 and "MUSO" in result["rows"]
 
 
 @pytest.mark.parametrize("bad, message", [(["--model", "vgg"], "`model`"), (["--forget", "120"], "`percent`"),

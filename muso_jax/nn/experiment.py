@@ -15,7 +15,7 @@ from muso_jax.data import forget_mask, load_images
 from muso_jax.nn import cache, muso
 from muso_jax.nn.models import MODELS, head_matrix, make_model
 from muso_jax.nn.state import predict, split
-from muso_jax.nn.train import TrainConfig
+from muso_jax.nn.train import TrainConfig, steps_per_epoch
 
 # Avg. Gap over the SalUn set of metrics (UA, RA, TA, MIA-efficacy).
 GAP_KEYS = ("UA", "RA", "TA", "MIA_efficacy")
@@ -30,13 +30,26 @@ class Setup(NamedTuple):
     cls: int = 3  # class (class scenario) or fine class (subclass scenario)
     seed: int = 0
     train: TrainConfig = TrainConfig()
+    dtype: str = "float32"  # parameter dtype of the networks
 
 
-def run(setup: Setup, muso_cfg: muso.MusoConfig, cache_dir, *, on_stage=None, on_epoch=None, on_batch=None):
-    """Train or load Original and Retrain, run MUSO, measure. Returns a dict of results."""
+class _Silent:
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+def run(setup: Setup, muso_cfg: muso.MusoConfig, cache_dir, *, progress=None):
+    """Train or load Original and Retrain, run MUSO, measure. Returns a dict of results.
+
+    ``progress(stage, total_batches)`` returns a bar with ``update()`` and ``close()`` (e.g.
+    ``tqdm``); a stage whose network comes from the cache closes its bar without updates.
+    """
+    progress = progress or (lambda stage, total: _Silent())
     if setup.model not in MODELS:
         raise ValueError(f"argument `model`: expected one of {list(MODELS)}; got {setup.model!r}")
-    stage = on_stage or (lambda name: None)
     d = load_images(setup.data, path=setup.path, seed=setup.seed)
     y_train, y_test, k = d.y_train, d.y_test, d.num_classes
     if setup.scenario == "subclass":  # train on super-classes, forget one fine class
@@ -49,20 +62,31 @@ def run(setup: Setup, muso_cfg: muso.MusoConfig, cache_dir, *, on_stage=None, on
                            seed=setup.seed)
     x_tr, x_te = jnp.asarray(d.x_train), jnp.asarray(d.x_test)
     y_tr, y_te = jnp.asarray(y_train), jnp.asarray(y_test)
-    net0 = split(make_model(setup.model, d.x_train.shape[1:], k, seed=setup.seed))
+    if setup.dtype not in ("float32", "float64"):
+        raise ValueError(f"argument `dtype`: expected 'float32' or 'float64'; got {setup.dtype!r}")
+    net0 = split(make_model(setup.model, d.x_train.shape[1:], k, seed=setup.seed, param_dtype=jnp.dtype(setup.dtype)))
     base = dict(data=setup.data, path=setup.path, model=setup.model, seed=setup.seed, train=setup.train._asdict(),
+                dtype=setup.dtype,
                 classes=k, n_train=len(y_train))
     key = jax.random.key(setup.seed)
-    net0, net_p, _ = cache.trained(cache.entry(cache_dir, dict(base, role="original")), key, net0, x_tr, y_tr,
-                                setup.train, on_epoch=on_epoch, on_batch=on_batch)
-    stage("original")
+    bs = setup.train.batch_size
+
+    def staged(name, total, fn):
+        bar = progress(name, total)
+        try:
+            return fn(bar.update)
+        finally:
+            bar.close()
+
+    net0, net_p, _ = staged("original", setup.train.epochs * steps_per_epoch(len(y_tr), bs), lambda tick: cache.trained(
+        cache.entry(cache_dir, dict(base, role="original")), key, net0, x_tr, y_tr, setup.train, on_batch=tick))
     retrain_key = dict(base, role="retrain", scenario=setup.scenario, forget=np.flatnonzero(mask).tolist())
-    _, net_r, retrain_seconds = cache.trained(cache.entry(cache_dir, retrain_key), key, net0, x_tr[~mask], y_tr[~mask], setup.train,
-                             on_epoch=on_epoch, on_batch=on_batch)
-    stage("retrain")
-    net_u, info = muso.unlearn(jax.random.fold_in(key, 7), net_p, net0, x_tr[~mask], y_tr[~mask], x_tr[mask],
-                               y_tr[mask], muso_cfg, on_batch=on_batch)
-    stage("muso")
+    _, net_r, retrain_seconds = staged(
+        "retrain", setup.train.epochs * steps_per_epoch(int((~mask).sum()), bs), lambda tick: cache.trained(
+            cache.entry(cache_dir, retrain_key), key, net0, x_tr[~mask], y_tr[~mask], setup.train, on_batch=tick))
+    net_u, info = staged("muso", muso_cfg.epochs * steps_per_epoch(len(y_tr), muso_cfg.batch_size), lambda tick: muso.unlearn(
+        jax.random.fold_in(key, 7), net_p, net0, x_tr[~mask], y_tr[~mask], x_tr[mask], y_tr[mask], muso_cfg,
+        on_batch=tick))
     rows = {}
     for name, net in (("Original", net_p), ("Retrain", net_r), ("MUSO", net_u)):
         logits = predict(net, x_tr)
