@@ -25,6 +25,7 @@ verify: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/sgd_vs_numpy.py
+	$(VENV)/bin/python benchmarks/nn_step_vs_torch.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .hypothesis *.egg-info
