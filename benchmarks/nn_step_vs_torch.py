@@ -59,7 +59,7 @@ def torch_steps_per_second(x, y, batch, steps):
         loss = loss_fn(model(xb), yb)
         loss.backward()
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     loss0 = step()
     start = time.perf_counter()
