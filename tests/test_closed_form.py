@@ -1,6 +1,5 @@
 """Closed forms: min-norm interpolant, projector, MUSO labels (exact algebra, tight tolerances)."""
 
-import warnings
 
 import jax
 import jax.numpy as jnp
