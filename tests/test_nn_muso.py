@@ -93,5 +93,8 @@ def test_unlearn_runs_and_reports(tmp_path):
     assert info.seconds > 0 and 0 <= info.changed_at_start <= 1 and len(info.losses) == 2
     moved = sum(float(jnp.sum((a - b) ** 2)) for a, b in zip(jax.tree.leaves(netu.params), jax.tree.leaves(netp.params)))
     assert moved > 0
+    soft, _ = muso.unlearn(jax.random.key(0), netp, net0, x[~f], y[~f], x[f], y[f], cfg._replace(soft=True))
+    differs = sum(float(jnp.sum((a - b) ** 2)) for a, b in zip(jax.tree.leaves(soft.params), jax.tree.leaves(netu.params)))
+    assert differs > 0  # the KL variant trains on other targets than the hard labels
     with pytest.raises(ValueError, match="`projector`"):
         muso.unlearn(jax.random.key(0), netp, net0, x[~f], y[~f], x[f], y[f], cfg._replace(projector="woodbury"))
