@@ -3,6 +3,7 @@
     muso linear [options]   the MUSO authors' linear experiment (MNIST 3 vs 7, RFF, +-1 labels)
     muso verify [options]   numerical verification of every theoretical result, with a report
     muso unlearn [options]  MUSO on a Flax network against Original and Retrain, protocol metrics
+    muso compare [options]  Retrain, Original, MUSO and every baseline on the same splits
 """
 
 from __future__ import annotations
@@ -201,15 +202,13 @@ def _verify(args) -> int:
     return 0 if ok else 1
 
 
-def _unlearn_parser(sub):
-    p = sub.add_parser("unlearn", help="train/load Original and Retrain, run MUSO on a network, print the metrics")
+def _add_setup_args(p):
     p.add_argument("--data", default="digits", help="digits (default), mnist, cifar10, cifar100, npz")
     p.add_argument("--path", default=None, help="folder of the CIFAR pickle archive, or the .npz file")
     p.add_argument("--model", default="mlp", help="mlp (default), cnn, resnet18")
     p.add_argument("--scenario", default="random", help="random (default), class, subclass")
     p.add_argument("--forget", type=float, default=10.0, help="percent forgotten (random scenario)")
     p.add_argument("--cls", type=int, default=3, help="class (class scenario) or fine class (subclass)")
-    p.add_argument("--method", default="muso", choices=["muso"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, default=1, help="run seeds seed .. seed+N-1 and report mean ± std")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="parameter dtype")
@@ -220,26 +219,43 @@ def _unlearn_parser(sub):
     p.add_argument("--projector", default="exact", choices=["exact", "authors_woodbury"],
                    help="authors_woodbury: ABLATION, the authors' latest public non-projector")
     p.add_argument("--cache", type=Path, default=Path("results/cache"), help="trained networks, keyed by config")
+
+
+def _unlearn_parser(sub):
+    p = sub.add_parser("unlearn", help="train/load Original and Retrain, run MUSO on a network, print the metrics")
+    _add_setup_args(p)
+    p.add_argument("--method", default="muso", choices=["muso"])
     p.add_argument("--json", type=Path, default=Path("results/unlearn.json"))
     p.set_defaults(run=_unlearn)
 
 
-def _unlearn(args) -> int:
+def _compare_parser(sub):
+    from muso_jax.nn.baselines import METHODS
+
+    p = sub.add_parser("compare", help="Retrain, Original, MUSO and the field's baselines: the paper-style table")
+    _add_setup_args(p)
+    p.add_argument("--methods", nargs="+", default=list(METHODS), metavar="M",
+                   help=f"baselines to run (default all): {', '.join(METHODS)}")
+    p.add_argument("--out", type=Path, default=Path("results/compare"), help="CSV, JSON and PNG go here")
+    p.set_defaults(run=_compare)
+
+
+def _run_seeds(args, others=None):
+    """Run the experiment for every seed; returns the per-seed results."""
     import jax
     from tqdm import tqdm
 
-    from muso_jax import report
     from muso_jax.nn import experiment, muso
     from muso_jax.nn.train import TrainConfig
 
     if args.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
+    if args.seeds < 1:
+        raise ValueError(f"argument `seeds`: expected an integer >= 1; got {args.seeds}")
     cfg = muso.MusoConfig() if args.scenario == "random" else muso.CLASS_DEFAULTS
     cfg = cfg._replace(soft=args.soft, projector=args.projector,
                        **({"epochs": args.muso_epochs} if args.muso_epochs else {}),
                        **({"lr": args.muso_lr} if args.muso_lr else {}))
-    if args.seeds < 1:
-        raise ValueError(f"argument `seeds`: expected an integer >= 1; got {args.seeds}")
     runs = []
     for seed in range(args.seed, args.seed + args.seeds):
         setup = experiment.Setup(data=args.data, path=args.path, model=args.model, scenario=args.scenario,
@@ -247,33 +263,102 @@ def _unlearn(args) -> int:
                                  dtype=args.dtype)
         progress = lambda stage, total, seed=seed: tqdm(total=total, desc=f"seed {seed} {stage}", unit="batch",
                                                        leave=False)
-        runs.append(experiment.run(setup, cfg, args.cache, progress=progress))
-    keys = ["TA", "RA", "FA", "UA", "MIA_entropy", "MIA_efficacy", "avg_gap", "RTE_s", "dist_to_retrain",
-            "head_dist_to_retrain"]
+        runs.append(experiment.run(setup, cfg, args.cache, progress=progress, others=others))
+    return runs, cfg
+
+
+def _summary(runs, keys):
     methods = list(runs[0]["rows"])
-    summary = {m: {k: (float(np.mean([r["rows"][m].get(k, np.nan) for r in runs])),
-                       float(np.std([r["rows"][m].get(k, np.nan) for r in runs]))) for k in keys} for m in methods}
+    return {m: {k: (float(np.mean([r["rows"][m].get(k, np.nan) for r in runs])),
+                    float(np.std([r["rows"][m].get(k, np.nan) for r in runs]))) for k in keys} for m in methods}
+
+
+def _print_table(args, runs, summary, keys, width=22):
     first = runs[0]
     print(f"\n{first['description']}\nmodel {args.model}, scenario {args.scenario}: N_f = {first['n_forget']}, "
           f"N_r = {first['n_retain']}; {args.seeds} seed(s), mean ± std")
-    print(f"{'':10}" + "".join(f"{k:>22}" for k in keys))
-    for m in methods:
-        print(f"{m:10}" + "".join(f"{_fmt(*summary[m][k], '8.3f'):>22}" for k in keys))
+    print(f"{'':11}" + "".join(f"{k:>{width}}" for k in keys))
+    for m, row in summary.items():
+        print(f"{m:11}" + "".join(f"{_fmt(*row[k], '8.3f'):>{width}}" for k in keys))
+
+
+def _print_definitions(runs, keys):
+    print("definitions:")
+    for k in keys:
+        print(f"  {k}: {runs[0]['definitions'].get(k, '')}")
+
+
+def _unlearn(args) -> int:
+    from muso_jax import report
+
+    runs, cfg = _run_seeds(args)
+    keys = ["TA", "RA", "FA", "UA", "MIA_entropy", "MIA_efficacy", "avg_gap", "RTE_s", "dist_to_retrain",
+            "head_dist_to_retrain"]
+    summary = _summary(runs, keys)
+    _print_table(args, runs, summary, keys)
     gap = {k: summary["MUSO"][k][0] - summary["Retrain"][k][0] for k in keys[:6]}
-    print(f"{'MUSO-Ret.':10}" + "".join(f"{gap[k]:+22.3f}" for k in keys[:6]))
+    print(f"{'MUSO-Ret.':11}" + "".join(f"{gap[k]:+22.3f}" for k in keys[:6]))
     changed0 = [100 * r["muso"]["changed_at_start"] for r in runs]
     changed1 = [100 * r["muso"]["changed_at_end"] for r in runs]
     print(f"\nMUSO labels differing from the true labels on D_f: {np.mean(changed0):.1f}% at the first relabel, "
           f"{np.mean(changed1):.1f}% at the end. Projector: {cfg.projector}"
           f"{' (ABLATION: not a projector)' if cfg.projector != 'exact' else ''}.")
-    print("definitions:")
-    for k in keys:
-        print(f"  {k}: {first['definitions'].get(k, '')}")
+    _print_definitions(runs, keys)
     report.write_json(args.json, dict(summary={m: {k: dict(mean=v[0], std=v[1]) for k, v in row.items()}
                                                for m, row in summary.items()},
                                       runs=runs, args={k: str(v) for k, v in vars(args).items() if k != "run"}))
     print(f"wrote {args.json}")
     return 0
+
+
+def _compare(args) -> int:
+    from muso_jax import report
+    from muso_jax.nn import baselines
+
+    unknown = [m for m in args.methods if m not in baselines.METHODS]
+    if unknown:
+        raise ValueError(f"argument `methods`: expected names from {list(baselines.METHODS)}; got {unknown}")
+    runs, _ = _run_seeds(args, others={m: baselines.DEFAULTS[m] for m in args.methods})
+    keys = ["UA", "RA", "TA", "MIA_entropy", "MIA_efficacy", "avg_gap", "RTE_s"]
+    summary = _summary(runs, keys)
+    _print_table(args, runs, summary, keys, width=18)
+    _print_definitions(runs, keys)
+    lines = ["method," + ",".join(f"{k},{k}_std" for k in keys)]
+    lines += [m + "," + ",".join(f"{row[k][0]:.6g},{row[k][1]:.6g}" for k in keys) for m, row in summary.items()]
+    report.write_text(args.out / "compare.csv", "\n".join(lines) + "\n")
+    report.write_json(args.out / "compare.json", dict(summary={m: {k: dict(mean=v[0], std=v[1]) for k, v in row.items()}
+                                                               for m, row in summary.items()},
+                                                      runs=runs, args={k: str(v) for k, v in vars(args).items()
+                                                                       if k != "run"}))
+    report.save_figure(_compare_figure(summary, args), args.out / "compare.png")
+    print(f"wrote {args.out / 'compare.csv'}, compare.json and compare.png")
+    return 0
+
+
+def _compare_figure(summary, args):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for name, row in summary.items():
+        if name in ("Original", "Retrain") and not np.isfinite(row["RTE_s"][0]):
+            continue
+        (gap, gap_sd), (rte, rte_sd) = row["avg_gap"], row["RTE_s"]
+        if not np.isfinite(rte):
+            continue
+        style = dict(MUSO=dict(fmt="*", ms=14, color="crimson"), Retrain=dict(fmt="s", color="k")).get(name, dict(fmt="o"))
+        ax.errorbar(rte, gap, xerr=rte_sd, yerr=gap_sd, capsize=3, **style)
+        ax.annotate(name, (rte, gap), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set(xlabel="run time RTE (s, log)", ylabel="Avg. Gap to Retrain (UA, RA, TA, MIA-efficacy)",
+           title=f"{args.data} / {args.model} / {args.scenario}: closer to the origin is better")
+    fig.tight_layout()
+    return fig
 
 
 def main(argv=None) -> int:
@@ -282,6 +367,7 @@ def main(argv=None) -> int:
     _linear_parser(sub)
     _verify_parser(sub)
     _unlearn_parser(sub)
+    _compare_parser(sub)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

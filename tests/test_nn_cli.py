@@ -42,3 +42,18 @@ def test_muso_unlearn_bad_input_is_a_named_error(bad, message, tmp_path, capsys)
     assert rc == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_muso_compare_writes_table_csv_json_and_figure(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    rc = cli.main(["compare", "--epochs", "2", "--methods", "FT", "SalUn", "--cache", str(tmp_path / "c"),
+                   "--out", str(out)])
+    assert rc == 0
+    summary = json.loads((out / "compare.json").read_text())["summary"]
+    assert list(summary) == ["Original", "Retrain", "MUSO", "FT", "SalUn"]
+    assert summary["Retrain"]["avg_gap"]["mean"] == 0.0
+    csv = (out / "compare.csv").read_text().splitlines()
+    assert csv[0].startswith("method,UA,UA_std") and len(csv) == 6
+    assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    assert cli.main(["compare", "--methods", "Foo", "--cache", str(tmp_path / "c"), "--out", str(out)]) == 2
+    assert "`methods`" in capsys.readouterr().err

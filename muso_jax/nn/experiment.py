@@ -12,7 +12,7 @@ import numpy as np
 
 from muso_jax import metrics
 from muso_jax.data import forget_mask, load_images
-from muso_jax.nn import cache, muso
+from muso_jax.nn import baselines, cache, muso
 from muso_jax.nn.models import MODELS, head_matrix, make_model
 from muso_jax.nn.state import predict, split
 from muso_jax.nn.train import TrainConfig, steps_per_epoch
@@ -41,8 +41,10 @@ class _Silent:
         pass
 
 
-def run(setup: Setup, muso_cfg: muso.MusoConfig, cache_dir, *, progress=None):
-    """Train or load Original and Retrain, run MUSO, measure. Returns a dict of results.
+def run(setup: Setup, muso_cfg: muso.MusoConfig, cache_dir, *, progress=None, others: Optional[dict] = None):
+    """Train or load Original and Retrain, run MUSO (and the baselines in ``others``, a dict
+    name -> BaselineConfig of :data:`muso_jax.nn.baselines.METHODS`) on the same split and the
+    same original network, measure. Returns a dict of results.
 
     ``progress(stage, total_batches)`` returns a bar with ``update()`` and ``close()`` (e.g.
     ``tqdm``); a stage whose network comes from the cache closes its bar without updates.
@@ -87,8 +89,15 @@ def run(setup: Setup, muso_cfg: muso.MusoConfig, cache_dir, *, progress=None):
     net_u, info = staged("muso", muso_cfg.epochs * steps_per_epoch(len(y_tr), muso_cfg.batch_size), lambda tick: muso.unlearn(
         jax.random.fold_in(key, 7), net_p, net0, x_tr[~mask], y_tr[~mask], x_tr[mask], y_tr[mask], muso_cfg,
         on_batch=tick))
+    nets = {"Original": net_p, "Retrain": net_r, "MUSO": net_u}
+    seconds = {"Retrain": retrain_seconds, "MUSO": info.seconds}
+    for i, (name, cfg) in enumerate((others or {}).items()):
+        method = baselines.METHODS[name]
+        nets[name], seconds[name] = staged(name, cfg.epochs * steps_per_epoch(len(y_tr), cfg.batch_size), lambda tick: method(
+            jax.random.fold_in(key, 100 + i), net_p, net0, x_tr[~mask], y_tr[~mask], x_tr[mask], y_tr[mask], cfg,
+            on_batch=tick))
     rows = {}
-    for name, net in (("Original", net_p), ("Retrain", net_r), ("MUSO", net_u)):
+    for name, net in nets.items():
         logits = predict(net, x_tr)
         m = metrics.protocol_metrics(logits[~mask], y_tr[~mask], logits[mask], y_tr[mask], predict(net, x_te), y_te,
                                      seed=setup.seed)
@@ -98,8 +107,8 @@ def run(setup: Setup, muso_cfg: muso.MusoConfig, cache_dir, *, progress=None):
                           head_dist_to_retrain=head["l2"])
     for name in rows:
         rows[name]["avg_gap"] = metrics.avg_gap(rows[name], rows["Retrain"], GAP_KEYS)
-    rows["MUSO"]["RTE_s"] = info.seconds
-    rows["Retrain"]["RTE_s"] = retrain_seconds
+    for name, value in seconds.items():
+        rows[name]["RTE_s"] = value
     return dict(rows=rows, n_forget=int(mask.sum()), n_retain=int((~mask).sum()), classes=k,
                 muso=dict(info._asdict(), config=muso_cfg._asdict()), description=d.description,
                 definitions=dict(metrics.DEFINITIONS, avg_gap=f"mean |metric - Retrain's| over {list(GAP_KEYS)}",
