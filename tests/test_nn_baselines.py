@@ -2,7 +2,6 @@
 weights stay bit-identical whatever the optimizer does."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
