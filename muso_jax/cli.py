@@ -236,11 +236,14 @@ def _compare_parser(sub):
     _add_setup_args(p)
     p.add_argument("--methods", nargs="+", default=list(METHODS), metavar="M",
                    help=f"baselines to run (default all): {', '.join(METHODS)}")
+    p.add_argument("--tune", action="store_true",
+                   help="per method (MUSO included), search lr x {0.1,1,10} and epochs x {1/2,1,2}; select by Avg. Gap "
+                        "on a validation half of the held-out images, report on the other half")
     p.add_argument("--out", type=Path, default=Path("results/compare"), help="CSV, JSON and PNG go here")
     p.set_defaults(run=_compare)
 
 
-def _run_seeds(args, others=None):
+def _run_seeds(args, others=None, tune=False):
     """Run the experiment for every seed; returns the per-seed results."""
     import jax
     from tqdm import tqdm
@@ -263,7 +266,7 @@ def _run_seeds(args, others=None):
                                  dtype=args.dtype)
         progress = lambda stage, total, seed=seed: tqdm(total=total, desc=f"seed {seed} {stage}", unit="batch",
                                                        leave=False)
-        runs.append(experiment.run(setup, cfg, args.cache, progress=progress, others=others))
+        runs.append(experiment.run(setup, cfg, args.cache, progress=progress, others=others, tune=tune))
     return runs, cfg
 
 
@@ -318,10 +321,16 @@ def _compare(args) -> int:
     unknown = [m for m in args.methods if m not in baselines.METHODS]
     if unknown:
         raise ValueError(f"argument `methods`: expected names from {list(baselines.METHODS)}; got {unknown}")
-    runs, _ = _run_seeds(args, others={m: baselines.DEFAULTS[m] for m in args.methods})
+    runs, _ = _run_seeds(args, others={m: baselines.DEFAULTS[m] for m in args.methods}, tune=args.tune)
     keys = ["UA", "RA", "TA", "MIA_entropy", "MIA_efficacy", "avg_gap", "RTE_s"]
     summary = _summary(runs, keys)
     _print_table(args, runs, summary, keys, width=18)
+    if args.tune:
+        print(f"\nselected on {runs[0]['n_validation']} validation images, reported on {runs[0]['n_test']} test images:")
+        for name in runs[0]["chosen"]:
+            picks = ", ".join(f"seed {args.seed + i}: lr {r['chosen'][name]['lr']:.3g}, {r['chosen'][name]['epochs']} ep"
+                              for i, r in enumerate(runs))
+            print(f"  {name:11} {picks}")
     _print_definitions(runs, keys)
     lines = ["method," + ",".join(f"{k},{k}_std" for k in keys)]
     lines += [m + "," + ",".join(f"{row[k][0]:.6g},{row[k][1]:.6g}" for k in keys) for m, row in summary.items()]

@@ -57,3 +57,15 @@ def test_muso_compare_writes_table_csv_json_and_figure(tmp_path, capsys):
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
     assert cli.main(["compare", "--methods", "Foo", "--cache", str(tmp_path / "c"), "--out", str(out)]) == 2
     assert "`methods`" in capsys.readouterr().err
+
+
+def test_compare_tune_selects_on_validation_and_reports_on_the_other_half(tmp_path, capsys):
+    out = tmp_path / "t"
+    rc = cli.main(["compare", "--epochs", "2", "--methods", "RL", "--tune", "--muso-epochs", "1",
+                   "--cache", str(tmp_path / "c"), "--out", str(out)])
+    assert rc == 0
+    run = json.loads((out / "compare.json").read_text())["runs"][0]
+    assert run["tuned"] and run["n_validation"] + run["n_test"] == 359  # digits' held-out images, split in two
+    assert set(run["chosen"]) == {"MUSO", "RL"}
+    assert run["chosen"]["RL"]["epochs"] in (5, 10, 20)  # from RL's grid around its 10 epochs
+    assert "selected on" in capsys.readouterr().out

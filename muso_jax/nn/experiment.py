@@ -41,10 +41,21 @@ class _Silent:
         pass
 
 
-def run(setup: Setup, muso_cfg: muso.MusoConfig, cache_dir, *, progress=None, others: Optional[dict] = None):
+def grid(cfg):
+    """The small search of ``--tune``: learning rate x {0.1, 1, 10}, epochs x {1/2, 1, 2}."""
+    epochs = sorted({max(1, cfg.epochs // 2), cfg.epochs, 2 * cfg.epochs})
+    return [cfg._replace(lr=cfg.lr * f, epochs=e) for f in (0.1, 1.0, 10.0) for e in epochs]
+
+
+def run(setup: Setup, muso_cfg: muso.MusoConfig, cache_dir, *, progress=None, others: Optional[dict] = None,
+        tune: bool = False):
     """Train or load Original and Retrain, run MUSO (and the baselines in ``others``, a dict
     name -> BaselineConfig of :data:`muso_jax.nn.baselines.METHODS`) on the same split and the
     same original network, measure. Returns a dict of results.
+
+    ``tune``: for MUSO and every baseline, run the :func:`grid` and keep the setting with the
+    smallest Avg. Gap to Retrain on a validation half of the held-out images; all reported
+    metrics then use the other half only (the test split is never used for selection).
 
     ``progress(stage, total_batches)`` returns a bar with ``update()`` and ``close()`` (e.g.
     ``tqdm``); a stage whose network comes from the cache closes its bar without updates.
@@ -86,21 +97,44 @@ def run(setup: Setup, muso_cfg: muso.MusoConfig, cache_dir, *, progress=None, ot
     _, net_r, retrain_seconds = staged(
         "retrain", setup.train.epochs * steps_per_epoch(int((~mask).sum()), bs), lambda tick: cache.trained(
             cache.entry(cache_dir, retrain_key), key, net0, x_tr[~mask], y_tr[~mask], setup.train, on_batch=tick))
-    net_u, info = staged("muso", muso_cfg.epochs * steps_per_epoch(len(y_tr), muso_cfg.batch_size), lambda tick: muso.unlearn(
-        jax.random.fold_in(key, 7), net_p, net0, x_tr[~mask], y_tr[~mask], x_tr[mask], y_tr[mask], muso_cfg,
-        on_batch=tick))
+    x_val = y_val = None
+    if tune:  # select on half of the held-out images, report on the other half (never the same rows)
+        half = np.random.default_rng(setup.seed + 1).permutation(len(y_te))
+        val, test = half[: len(half) // 2], half[len(half) // 2:]
+        x_val, y_val, x_te, y_te = x_te[val], y_te[val], x_te[test], y_te[test]
+
+    def measure(net, x_eval, y_eval):
+        logits = predict(net, x_tr)
+        return metrics.protocol_metrics(logits[~mask], y_tr[~mask], logits[mask], y_tr[mask], predict(net, x_eval),
+                                        y_eval, seed=setup.seed)
+
+    reference_val = measure(net_r, x_val, y_val) if tune else None
+    unlearn_args = (net_p, net0, x_tr[~mask], y_tr[~mask], x_tr[mask], y_tr[mask])
+
+    def run_method(name, i, cfg, call):
+        """Run one method (with its candidate grid and validation selection when tuning)."""
+        candidates = grid(cfg) if tune else [cfg]
+        best = None
+        for j, candidate in enumerate(candidates):
+            total = candidate.epochs * steps_per_epoch(len(y_tr), candidate.batch_size)
+            label = name if len(candidates) == 1 else f"{name} {j + 1}/{len(candidates)}"
+            net, extra = staged(label, total, lambda tick: call(jax.random.fold_in(key, i), *unlearn_args, candidate,
+                                                                on_batch=tick))
+            gap = metrics.avg_gap(measure(net, x_val, y_val), reference_val, GAP_KEYS) if tune else 0.0
+            if best is None or gap < best[0]:
+                best = (gap, net, extra, candidate)
+        return best
+
+    _, net_u, info, muso_cfg = run_method("muso", 7, muso_cfg, muso.unlearn)
     nets = {"Original": net_p, "Retrain": net_r, "MUSO": net_u}
     seconds = {"Retrain": retrain_seconds, "MUSO": info.seconds}
+    chosen = {"MUSO": dict(lr=muso_cfg.lr, epochs=muso_cfg.epochs)}
     for i, (name, cfg) in enumerate((others or {}).items()):
-        method = baselines.METHODS[name]
-        nets[name], seconds[name] = staged(name, cfg.epochs * steps_per_epoch(len(y_tr), cfg.batch_size), lambda tick: method(
-            jax.random.fold_in(key, 100 + i), net_p, net0, x_tr[~mask], y_tr[~mask], x_tr[mask], y_tr[mask], cfg,
-            on_batch=tick))
+        _, nets[name], seconds[name], cfg = run_method(name, 100 + i, cfg, baselines.METHODS[name])
+        chosen[name] = dict(lr=cfg.lr, epochs=cfg.epochs)
     rows = {}
     for name, net in nets.items():
-        logits = predict(net, x_tr)
-        m = metrics.protocol_metrics(logits[~mask], y_tr[~mask], logits[mask], y_tr[mask], predict(net, x_te), y_te,
-                                     seed=setup.seed)
+        m = measure(net, x_te, y_te)
         dist = metrics.param_distance(net.params, net_r.params)
         head = metrics.param_distance(head_matrix(net.params["head"]), head_matrix(net_r.params["head"]))
         rows[name] = dict(m, dist_to_retrain=dist["l2"], dist_to_retrain_rel=dist["relative"],
@@ -109,7 +143,8 @@ def run(setup: Setup, muso_cfg: muso.MusoConfig, cache_dir, *, progress=None, ot
         rows[name]["avg_gap"] = metrics.avg_gap(rows[name], rows["Retrain"], GAP_KEYS)
     for name, value in seconds.items():
         rows[name]["RTE_s"] = value
-    return dict(rows=rows, n_forget=int(mask.sum()), n_retain=int((~mask).sum()), classes=k,
+    return dict(rows=rows, n_forget=int(mask.sum()), n_retain=int((~mask).sum()), classes=k, tuned=tune,
+                chosen=chosen, n_test=int(len(y_te)), n_validation=0 if y_val is None else int(len(y_val)),
                 muso=dict(info._asdict(), config=muso_cfg._asdict()), description=d.description,
                 definitions=dict(metrics.DEFINITIONS, avg_gap=f"mean |metric - Retrain's| over {list(GAP_KEYS)}",
                                  RTE_s="wall clock of the unlearning alone (for Retrain: the retraining)",
