@@ -68,6 +68,15 @@ def _same_width(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
     _checks.same(name_a, a.shape[1], name_b, b.shape[1], "number of classes K =")
 
 
+def _labelled_sets(logit_names, logits, label_names, labels):
+    """Check (logits, labels) pairs: finite (N, K) logits with one K, labels in [0, K)."""
+    lgs = [_logits(name, z) for name, z in zip(logit_names, logits)]
+    for name, lg in zip(logit_names[1:], lgs[1:]):
+        _same_width(logit_names[0], lgs[0], name, lg)
+    ys = [_labels(name, y, lg, lname) for name, y, lg, lname in zip(label_names, labels, lgs, logit_names)]
+    return lgs, ys
+
+
 def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return 100.0 * float(np.mean(np.argmax(logits, axis=1) == labels))
 
@@ -160,14 +169,9 @@ def mia_efficacy(
     *first* ``len(test)`` rows of D_r in dataset order; here the subset is random and seeded,
     which matches it in distribution when the dataset order carries no information.
     """
-    lg_r = _logits("logits_retain", logits_retain)
-    lg_t = _logits("logits_test", logits_test)
-    lg_f = _logits("logits_forget", logits_forget)
-    _same_width("logits_retain", lg_r, "logits_test", lg_t)
-    _same_width("logits_retain", lg_r, "logits_forget", lg_f)
-    y_r = _labels("labels_retain", labels_retain, lg_r, "logits_retain")
-    y_t = _labels("labels_test", labels_test, lg_t, "logits_test")
-    y_f = _labels("labels_forget", labels_forget, lg_f, "logits_forget")
+    (lg_r, lg_t, lg_f), (y_r, y_t, y_f) = _labelled_sets(
+        ("logits_retain", "logits_test", "logits_forget"), (logits_retain, logits_test, logits_forget),
+        ("labels_retain", "labels_test", "labels_forget"), (labels_retain, labels_test, labels_forget))
     return _confidence_attack(lg_r, y_r, lg_t, y_t, lg_f, y_f, seed)
 
 
@@ -180,14 +184,9 @@ def protocol_metrics(
     :func:`mia_entropy` (MUSO, arXiv 2410.08557; full D_r) and ``MIA_efficacy`` is
     :func:`mia_efficacy` (SalUn / l1-sparse, arXiv 2304.04934; member subset drawn with ``seed``).
     """
-    lg_r = _logits("logits_train_retain", logits_train_retain)
-    lg_f = _logits("logits_forget", logits_forget)
-    lg_t = _logits("logits_test", logits_test)
-    _same_width("logits_train_retain", lg_r, "logits_forget", lg_f)
-    _same_width("logits_train_retain", lg_r, "logits_test", lg_t)
-    y_r = _labels("y_retain", y_retain, lg_r, "logits_train_retain")
-    y_f = _labels("y_forget", y_forget, lg_f, "logits_forget")
-    y_t = _labels("y_test", y_test, lg_t, "logits_test")
+    (lg_r, lg_f, lg_t), (y_r, y_f, y_t) = _labelled_sets(
+        ("logits_train_retain", "logits_forget", "logits_test"), (logits_train_retain, logits_forget, logits_test),
+        ("y_retain", "y_forget", "y_test"), (y_retain, y_forget, y_test))
     fa = _accuracy(lg_f, y_f)
     return {
         "TA": _accuracy(lg_t, y_t),

@@ -65,3 +65,11 @@ def test_salun_frozen_weights_stay_bit_identical_under_momentum_and_weight_decay
     before, after = _flat(netp), _flat(net_u)
     np.testing.assert_array_equal(after[frozen], before[frozen])  # bit for bit
     assert np.mean(after[~frozen] != before[~frozen]) > 0.9  # the salient weights do move
+
+
+def test_l1_sparse_penalty_shrinks_the_weights_against_plain_finetuning(setup):
+    net0, netp, x_r, y_r, x_f, y_f = setup
+    cfg = _small("l1-sparse")._replace(l1=0.5, weight_decay=0.0)
+    sparse, _ = baselines.l1_sparse(jax.random.key(1), netp, net0, x_r, y_r, x_f, y_f, cfg)
+    plain, _ = baselines.finetune(jax.random.key(1), netp, net0, x_r, y_r, x_f, y_f, cfg)
+    assert np.abs(_flat(sparse)).sum() < 0.9 * np.abs(_flat(plain)).sum()

@@ -133,19 +133,17 @@ def salun(key, net_p, net_0, x_r, y_r, x_f, y_f, cfg, on_batch):
 @_timed
 def l1_sparse(key, net_p, net_0, x_r, y_r, x_f, y_f, cfg, on_batch):
     """l1-sparse: FT on D_r with an l1 penalty decayed linearly from ``cfg.l1`` to 0 (reads no D_f)."""
-    net, tx = net_p, _tx(cfg, len(y_r))
-    opt_state = tx.init(net.params)
+    def loss(p, r, logits, xb, yb, alpha):  # alpha arrives as data: one compiled step for all epochs
+        return cross_entropy(logits, yb) + alpha * sum(jnp.sum(jnp.abs(w)) for w in jax.tree.leaves(p))
+
+    tx = _tx(cfg, len(y_r))
+    step = make_step(net_p.graphdef, tx, loss)
+    net, opt_state = net_p, tx.init(net_p.params)
     x_r, y_r = jnp.asarray(x_r), jnp.asarray(y_r)
     for epoch in range(cfg.epochs):
-        alpha = cfg.l1 * (1.0 - epoch / cfg.epochs)
-
-        def loss(p, r, logits, xb, yb, e, alpha=alpha):
-            l1 = sum(jnp.sum(jnp.abs(w)) for w in jax.tree.leaves(p))
-            return cross_entropy(logits, yb) + alpha * l1
-
-        step = make_step(net.graphdef, tx, loss)
+        alpha = jnp.asarray(cfg.l1 * (1.0 - epoch / cfg.epochs), jnp.float32)
         net, opt_state, _ = run_epoch(jax.random.fold_in(key, epoch), step, net, opt_state, x_r, y_r, cfg.batch_size,
-                                      on_batch=on_batch)
+                                      extra=alpha, on_batch=on_batch)
     return net
 
 
