@@ -12,7 +12,8 @@ first N_r = 300 training points retained and all others forgotten, and for each 
 Reported: test accuracy TA and forget accuracy FA (sign of f) and
 Delta = ||theta_r - theta||^2 / M against the closed-form retrain oracle theta_r (the Retrain
 row therefore shows how far SGD retraining itself stops from the exact solution).
-Repetitions redraw the features, theta_0 noise and sample orders and run as one vmapped call.
+Repetitions redraw the features, theta_0 noise and sample orders and run vmapped: one
+compiled program per stage, or the whole experiment as one (``one_call=True``).
 """
 
 from __future__ import annotations
@@ -82,10 +83,15 @@ def validate(config: Config, n_train: int) -> None:
 
 
 def run(config: Config, x_train, y_train, x_test, y_test,
-        on_stage: Optional[Callable[[str], None]] = None) -> dict[str, MethodResult]:
+        on_stage: Optional[Callable[[str], None]] = None, *, one_call: bool = False,
+        keys=None) -> dict[str, MethodResult]:
     """Run every method of :data:`ROWS` for ``config.reps`` repetitions; results by method.
 
-    ``on_stage(name)`` is called after each of the len(ROWS) + 1 stages finishes.
+    Each stage is one vmapped program over the repetitions; ``on_stage(name)`` is called after
+    each of the len(ROWS) + 1 stages finishes. With ``one_call=True`` every stage of every
+    repetition runs as ONE compiled program (no progress in between; ``on_stage("all")`` at
+    the end). ``keys``: PRNG keys, one per repetition, instead of ``config.seed`` and
+    ``config.reps``.
     """
     x_train, x_test = np.asarray(x_train, np.float64), np.asarray(x_test, np.float64)
     y_train, y_test = jnp.asarray(y_train, jnp.float64), jnp.asarray(y_test, jnp.float64)
@@ -96,12 +102,12 @@ def run(config: Config, x_train, y_train, x_test, y_test,
     fmap = random_fourier(cfg.num_frequencies, cfg.sigma)
     forget = np.arange(len(y_train)) >= n_r
     y_r, y_f = y_train[:n_r], y_train[n_r:]
-    keys = jax.random.split(jax.random.key(cfg.seed), cfg.reps)
+    if keys is None:
+        keys = jax.random.split(jax.random.key(cfg.seed), cfg.reps)
     stage = on_stage or (lambda name: None)
     sgd_kw = dict(lr=cfg.lr, decay=cfg.decay, tol=cfg.tol, max_epochs=cfg.max_epochs,
                   checks_per_epoch=cfg.checks_per_epoch, trace=True)
 
-    @jax.jit
     @jax.vmap
     def prepare(key):
         k_feat, k_noise = jax.random.split(key)
@@ -120,7 +126,6 @@ def run(config: Config, x_train, y_train, x_test, y_test,
                     delta=delta(theta, theta_r), epochs=info.epochs, converged=info.converged,
                     stopped=info.stopped, delta_trace=info.monitor_trace, residual_trace=info.residual_trace)
 
-    @jax.jit
     @jax.vmap
     def train(key, phi, phi_test, theta0, theta_r, retain_only):
         where = jnp.where(retain_only, ~forget, True)
@@ -129,7 +134,6 @@ def run(config: Config, x_train, y_train, x_test, y_test,
         return theta, summarize(theta, info, phi, phi_test, theta_r)
 
     def unlearn(method):
-        @jax.jit
         @jax.vmap
         def go(key, phi, phi_test, theta0, theta_p, theta_r, fa_retrain):
             stop = None
@@ -141,16 +145,28 @@ def run(config: Config, x_train, y_train, x_test, y_test,
             return summarize(theta, cert.sgd, phi, phi_test, theta_r)
         return go
 
-    # Each stage blocks before the next is announced, so progress reports real work done.
-    phi, phi_test, theta0, theta_r = jax.block_until_ready(prepare(keys))
-    stage("features and oracle")
-    results = {}
-    _, results["retrain"] = jax.block_until_ready(train(keys, phi, phi_test, theta0, theta_r, jnp.ones(cfg.reps, bool)))
-    stage(NAMES["retrain"])
-    theta_p, results["original"] = jax.block_until_ready(train(keys, phi, phi_test, theta0, theta_r, jnp.zeros(cfg.reps, bool)))
-    stage(NAMES["original"])
-    for method in ROWS[2:]:
-        results[method] = jax.block_until_ready(
-            unlearn(method)(keys, phi, phi_test, theta0, theta_p, theta_r, results["retrain"]["fa"]))
-        stage(NAMES[method])
+    def pipeline(keys, stage_call):
+        phi, phi_test, theta0, theta_r = stage_call("features and oracle", prepare, keys)
+        reps = keys.shape[0]
+        results = {}
+        _, results["retrain"] = stage_call(NAMES["retrain"], train, keys, phi, phi_test, theta0, theta_r,
+                                           jnp.ones(reps, bool))
+        theta_p, results["original"] = stage_call(NAMES["original"], train, keys, phi, phi_test, theta0, theta_r,
+                                                  jnp.zeros(reps, bool))
+        for method in ROWS[2:]:
+            results[method] = stage_call(NAMES[method], unlearn(method), keys, phi, phi_test, theta0, theta_p,
+                                         theta_r, results["retrain"]["fa"])
+        return results
+
+    if one_call:
+        results = jax.block_until_ready(jax.jit(lambda k: pipeline(k, lambda name, fn, *a: fn(*a)))(keys))
+        stage("all")
+    else:
+        def stage_call(name, fn, *args):
+            # Blocks before the stage is announced, so progress reports real work done.
+            out = jax.block_until_ready(jax.jit(fn)(*args))
+            stage(name)
+            return out
+
+        results = pipeline(keys, stage_call)
     return {k: MethodResult(**jax.tree.map(np.asarray, v)) for k, v in results.items()}

@@ -1,0 +1,52 @@
+"""Batches of forget sets: one vmapped call equals the loop over the single-set closed forms."""
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import muso_jax as mj
+from muso_jax import batched
+from helpers import SHAPES, problem, rel
+
+EXACT = 1e-10  # same Cholesky algebra on each masked Gram, condition ~3 (see test_closed_form)
+
+
+def _masks(seed, n, b=6):
+    rng = np.random.default_rng(seed)
+    masks = rng.random((b, n)) < 0.3
+    masks[:, 0] = False  # keep at least one retained row
+    masks[0] = False
+    masks[0, n // 2:] = True  # one contiguous forget set, like a class
+    return masks
+
+
+@given(st.integers(0, 2**16), st.sampled_from(SHAPES), st.sampled_from([0, 3]))
+def test_batch_equals_loop(seed, shape, k):
+    p = problem(seed, *shape, k=k)
+    masks = _masks(seed, p.phi.shape[0])
+    y_new, theta_r = batched.relabel_many(p.phi, p.y, p.theta0, masks)
+    assert theta_r.shape == (len(masks),) + p.theta0.shape and y_new.shape == (len(masks),) + p.y.shape
+    assert rel(batched.retrain_many(p.phi, p.y, p.theta0, masks), theta_r) < EXACT
+    for b, f in enumerate(masks):
+        r = ~f
+        expected = mj.min_norm_solution(p.phi[r], p.y[r], p.theta0)
+        assert rel(theta_r[b], expected) < EXACT
+        labels = mj.muso_labels(p.phi[r], p.y[r], p.phi[f], p.theta0) if f.any() else None
+        if labels is not None:
+            assert rel(y_new[b][f], labels) < EXACT
+        assert np.array_equal(np.asarray(y_new[b][r]), np.asarray(p.y[r]))
+
+
+def test_ridge_is_passed_through():
+    p = problem(2, *SHAPES[0])
+    masks = _masks(2, p.phi.shape[0], b=2)
+    theta_r = batched.retrain_many(p.phi, p.y, p.theta0, masks, ridge=0.5)
+    r = ~masks[1]
+    assert rel(theta_r[1], mj.min_norm_solution(p.phi[r], p.y[r], p.theta0, ridge=0.5)) < EXACT
+
+
+@pytest.mark.parametrize("forget", [np.zeros((2, 5), bool), np.zeros(12, bool), np.zeros((2, 12), int)])
+def test_bad_masks_name_the_argument(forget):
+    p = problem(3, *SHAPES[0])
+    with pytest.raises(ValueError, match=r"argument `forget`: expected a boolean \(B, N = 12\) array"):
+        batched.retrain_many(p.phi, p.y, p.theta0, forget)
