@@ -169,23 +169,36 @@ def _sgd(key, phi, y, theta0, lr, decay, tol, where, *, batch_size, order, max_e
 
     def run_check(theta, check):
         epoch, c = check // C, check % C
-        rows = epoch_order(epoch)
-
-        def step(theta, t):
-            lr_t = lr * (t + 1.0) ** (-decay)
-            if full_batch:
+        ts = c * batches_per_check + jnp.arange(batches_per_check)
+        lrs = lr * (ts + 1.0) ** (-decay)
+        if full_batch:
+            def gd_step(theta, lr_t):
                 r = (phi @ theta - y) * row_weight
                 return theta - lr_t * (r.T @ phi).T, n_active > 0
-            pos = t * B + jnp.arange(B)
-            idx = lax.dynamic_slice(rows, (t * B,), (B,))
-            valid = pos < n_active
-            idx = jnp.where(valid, idx, 0)
+
+            theta, took = lax.scan(gd_step, theta, lrs)
+            return theta, jnp.sum(took)
+        # Everything that does not depend on theta is computed for the whole check up front,
+        # so the scanned step is only the update: on XLA:CPU a per-sample step is dominated by
+        # per-op overhead, not arithmetic.
+        start = c * batches_per_check * B
+        idx = lax.dynamic_slice(epoch_order(epoch), (start,), (batches_per_check * B,))
+        valid = start + jnp.arange(batches_per_check * B) < n_active
+        idx = jnp.where(valid, idx, 0).reshape(batches_per_check, B)
+        valid = valid.reshape(batches_per_check, B)
+
+        def step(theta, xs):
+            lr_t, idx, valid = xs
+            if B == 1:  # one dynamic row slice instead of a gather: 3-8x faster per step
+                phi_i = lax.dynamic_index_in_dim(phi, idx[0], keepdims=False)
+                y_i = lax.dynamic_index_in_dim(y, idx[0], keepdims=False)
+                r = (phi_i @ theta - y_i) * valid[0].astype(phi.dtype)
+                return theta - lr_t * jnp.multiply.outer(phi_i, r), valid[0]
             phi_b = phi[idx]
             r = (phi_b @ theta - y[idx]) * valid.astype(phi.dtype).reshape((B,) + (1,) * (y.ndim - 1))
             return theta - lr_t * (r.T @ phi_b).T, valid[0]
 
-        ts = c * batches_per_check + jnp.arange(batches_per_check)
-        theta, took = lax.scan(step, theta, ts)
+        theta, took = lax.scan(step, theta, (lrs, idx, valid))
         return theta, jnp.sum(took)
 
     max_checks = max_epochs * C
