@@ -48,12 +48,19 @@ def array(name: str, x, *, ndim: tuple[int, ...], what: str):
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
-    # NumPy, not jnp: inside a jit trace even a concrete array's jnp ops would be staged.
-    if is_concrete(x) and not np.all(np.isfinite(host := np.asarray(x))):
-        bad = int(np.sum(~np.isfinite(host)))
-        raise ValueError(
-            f"argument `{name}`: expected finite values; got {bad} NaN/inf entries in {_describe(x)}"
-        )
+    if is_concrete(x):
+        if getattr(x, "is_fully_addressable", True):
+            # NumPy, not jnp: inside a jit trace even a concrete array's jnp ops would be staged.
+            bad = int(np.sum(~np.isfinite(np.asarray(x))))
+        else:
+            # Spread over several processes (jax.distributed): np.asarray cannot fetch it, so
+            # count on the devices and fetch only the count.
+            with jax.ensure_compile_time_eval():
+                bad = int(jnp.sum(~jnp.isfinite(x)))
+        if bad:
+            raise ValueError(
+                f"argument `{name}`: expected finite values; got {bad} NaN/inf entries in {_describe(x)}"
+            )
     return x
 
 
