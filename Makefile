@@ -24,8 +24,7 @@ verify: $(STAMP)
 	$(VENV)/bin/muso verify
 
 bench: $(STAMP)
-	$(VENV)/bin/python benchmarks/sgd_vs_numpy.py
-	$(VENV)/bin/python benchmarks/nn_step_vs_torch.py
+	$(VENV)/bin/python -m benchmarks
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .hypothesis *.egg-info

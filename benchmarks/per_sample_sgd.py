@@ -1,140 +1,98 @@
-"""Per-sample SGD: jit + lax.scan against the same loop in NumPy; closed-form oracle against
-SGD retraining to the same tolerance. Every answer is checked before it is timed; compile
-time is reported apart. Ratios, not absolute times, are the claim.
+"""Per-sample SGD: jit + lax.scan against the same loop in NumPy, same steps, over widths M.
 
-    .venv/bin/python benchmarks/sgd_vs_numpy.py [--n 2000] [--m 5000] [--epochs 3] [--out results/bench]
+Both run cyclic per-sample SGD with step lr (t+1)^-decay and compute the residual once per
+epoch (what `muso_jax.sgd` checks). The JAX answer is compared with NumPy's before anything
+is timed; compile time is reported apart. Also the authors' loop, which recomputes the full
+residual after every step (timed on a few hundred steps and scaled).
+
+    .venv/bin/python benchmarks/per_sample_sgd.py [--n 2000] [--widths 64 256 1024 5000] [--epochs 5]
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
+import numpy as np  # noqa: E402
+
 import muso_jax as mj  # noqa: E402
-from muso_jax import report  # noqa: E402
+from benchmarks import _common as c  # noqa: E402
+
+LR, DECAY = 1.0, 0.2
 
 
-def numpy_sgd(phi, y, theta0, lr, decay, epochs, full_residual_every_step=False):
-    """Cyclic per-sample SGD, step lr (t+1)^-decay, residual once per epoch (or every step,
-    as the authors' script does for its stopping test)."""
+def numpy_sgd(phi, y, theta0, epochs, residual_every_step=False, steps=None):
     theta = theta0.copy()
-    residual = None
+    n = len(y) if steps is None else steps
     for _ in range(epochs):
-        for t in range(len(y)):
+        for t in range(n):
             r = phi[t] @ theta - y[t]
-            theta -= (lr * (t + 1.0) ** -decay * r) * phi[t]
-            if full_residual_every_step:
-                residual = np.linalg.norm(phi @ theta - y)
-        residual = np.linalg.norm(phi @ theta - y)
-    return theta, residual
+            theta -= (LR * (t + 1.0) ** -DECAY * r) * phi[t]
+            if residual_every_step:
+                np.linalg.norm(phi @ theta - y)
+        np.linalg.norm(phi @ theta - y)
+    return theta
 
 
-def per_sample_case(phi, y, theta0, lr, decay, epochs, authors_steps):
-    """Cyclic per-sample SGD for `epochs` epochs: JAX (jit + scan) vs NumPy, answers compared."""
+def case(phi, y, theta0, epochs: int, authors_steps: int) -> dict:
     n, m = phi.shape
+    kw = dict(lr=LR, decay=DECAY, order="cyclic", tol=0.0, max_epochs=epochs)
+    api = lambda: mj.sgd(None, phi, y, theta0, **kw)[0]
+    core = jax.jit(lambda p, yy, t: mj.sgd(None, p, yy, t, **kw)[0])  # inputs traced: no host-side checks
     phi_np, y_np, theta0_np = (np.asarray(a) for a in (phi, y, theta0))
-    run = lambda: mj.sgd(None, phi, y, theta0, lr=lr, decay=decay, order="cyclic", tol=0.0, max_epochs=epochs)
-    start = time.perf_counter()
-    jax.block_until_ready(run())
-    first = time.perf_counter() - start
-    t_jax, (theta_jax, _) = timed(run)
-    start = time.perf_counter()
-    theta_np, _ = numpy_sgd(phi_np, y_np, theta0_np, lr, decay, epochs)
-    t_np = time.perf_counter() - start
-    err = float(np.linalg.norm(np.asarray(theta_jax) - theta_np) / np.linalg.norm(theta_np))
-    assert err < 1e-10, f"JAX and NumPy SGD disagree: relative difference {err:.2e}"
+    first, t_core, theta = c.first_and_best(lambda: core(phi, y, theta0))
+    check = numpy_sgd(phi_np, y_np, theta0_np, epochs)
+    err = float(np.linalg.norm(np.asarray(theta) - check) / np.linalg.norm(check))
+    assert err < 1e-10, f"JAX and NumPy SGD disagree at M = {m}: {err:.2e}"
+    _, t_api, _ = c.first_and_best(api)
+    t_np = min(c.once(lambda: numpy_sgd(phi_np, y_np, theta0_np, epochs))[0] for _ in range(2))
+    t_auth, _ = c.once(lambda: numpy_sgd(phi_np, y_np, theta0_np, 1, residual_every_step=True, steps=authors_steps))
     steps = n * epochs
-    # The authors' loop recomputes the full residual after every step; time a few hundred
-    # such steps and scale to the same step count.
-    theta = theta0_np.copy()
-    start = time.perf_counter()
-    for t in range(authors_steps):
-        r = phi_np[t] @ theta - y_np[t]
-        theta -= (lr * (t + 1.0) ** -decay * r) * phi_np[t]
-        np.linalg.norm(phi_np @ theta - y_np)
-    t_authors = (time.perf_counter() - start) / authors_steps * steps
-    tag = f"M={m}"
-    return [
-        dict(case=f"per-sample SGD {tag}, jit + scan", steps=steps, seconds=t_jax,
-             compile_seconds=first - t_jax, rel_diff_to_numpy=err),
-        dict(case=f"per-sample SGD {tag}, NumPy loop (residual per epoch)", steps=steps, seconds=t_np,
-             ratio_numpy_over_jax=t_np / t_jax),
-        dict(case=f"per-sample SGD {tag}, NumPy authors' loop (residual per step)", steps=steps,
-             seconds=t_authors, ratio_authors_over_jax=t_authors / t_jax),
-    ]
-
-
-def timed(fn, repeats=3):
-    best, out = np.inf, None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - start)
-    return best, out
+    t_auth *= steps / authors_steps
+    return dict(n=n, m=m, steps=steps, jax_seconds=t_core, jax_api_seconds=t_api, compile_seconds=first - t_core,
+                numpy_seconds=t_np, authors_seconds=t_auth, ratio_numpy_over_jax=t_np / t_core,
+                ratio_numpy_over_jax_api=t_np / t_api, ratio_authors_over_jax=t_auth / t_core,
+                ns_per_step_jax=1e9 * t_core / steps, ns_per_step_numpy=1e9 * t_np / steps, rel_diff_to_numpy=err)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000)
-    ap.add_argument("--m", type=int, default=5000, help="features (even: M = 2D)")
-    ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--narrow-m", type=int, default=200, help="a second, narrow width where overhead dominates")
-    ap.add_argument("--authors-steps", type=int, default=200,
-                    help="steps timed for the authors' loop (full residual every step), scaled to the same count")
+    ap.add_argument("--widths", type=int, nargs="+", default=[64, 256, 1024, 5000])
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--authors-steps", type=int, default=200)
     ap.add_argument("--out", type=Path, default=Path("results/bench"))
     args = ap.parse_args(argv)
-    n, m, epochs = args.n, args.m, args.epochs
-    lr, decay = 1.0, 0.2
-
-    kx, kw, kt = jax.random.split(jax.random.key(0), 3)
-    x = jax.random.normal(kx, (n, 16))
-    fmap = mj.random_fourier(m // 2, sigma=1.0)
-    phi = jax.jit(mj.featurize, static_argnums=0)(fmap, fmap.init(kw, 16), x)
-    y = jnp.where(x[:, 0] > 0, 1.0, -1.0)
-    theta0 = jax.random.normal(kt, (m,))
+    phi, y, theta0 = c.rff_problem(args.n, max(args.widths))
     rows = []
-    device = f"{jax.devices()[0].platform} ({platform.processor() or platform.machine()}), float64"
-
-    # --- per-sample SGD, same steps, at the issue's width and at a narrow one ---------------
-    for width in (m, args.narrow_m):
-        rows += per_sample_case(phi[:, :width], y, theta0[:width], lr, decay, epochs, args.authors_steps)
-
-    # --- closed-form oracle against SGD retraining to the same tolerance --------------------
-    tol = 1e-8
-    oracle = lambda: mj.min_norm_solution(phi, y, theta0)
-    start = time.perf_counter()
-    jax.block_until_ready(oracle())
-    first_o = time.perf_counter() - start
-    t_oracle, theta_star = timed(oracle)
-    res_star = float(jnp.linalg.norm(phi @ theta_star - y))
-    retrain = lambda: mj.sgd(None, phi, y, theta0, lr=lr, decay=decay, order="cyclic", tol=tol, max_epochs=5000)
-    t_sgd, (theta_sgd, info_sgd) = timed(retrain, repeats=1)
-    t_sgd, (theta_sgd, info_sgd) = timed(retrain, repeats=1)  # the first call compiled
-    assert bool(info_sgd.converged), "SGD retraining did not reach the tolerance"
-    gap = float(jnp.linalg.norm(theta_sgd - theta_star) / jnp.linalg.norm(theta_star - theta0))
-    rows += [
-        dict(case="closed-form oracle (Gram + Cholesky)", seconds=t_oracle, compile_seconds=first_o - t_oracle,
-             residual=res_star),
-        dict(case=f"SGD retraining to residual {tol:g}", seconds=t_sgd, epochs=float(info_sgd.epochs),
-             residual=float(info_sgd.residual), rel_gap_to_oracle=gap, ratio_sgd_over_oracle=t_sgd / t_oracle),
-    ]
-
-    print(f"device: {device}; N = {n}, M = {m}")
-    for row in rows:
-        extras = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
-                           if k not in ("case", "seconds"))
-        print(f"  {row['case']:<70} {row['seconds']:9.4f} s   {extras}")
-    path = report.write_json(args.out / "sgd_vs_numpy.json", dict(device=device, n=n, m=m, rows=rows))
-    print(f"wrote {path}")
+    for m in args.widths:
+        row = case(phi[:, :m], y, theta0[:m], args.epochs, args.authors_steps)
+        rows.append(row)
+        print(f"  per-sample SGD N={row['n']} M={m:5d}: jit+scan {row['jax_seconds']:.4f} s "
+              f"({row['ns_per_step_jax']:.0f} ns/step; public call {row['jax_api_seconds']:.4f} s), "
+              f"NumPy {row['numpy_seconds']:.4f} s -> x{row['ratio_numpy_over_jax']:.1f} "
+              f"(public call x{row['ratio_numpy_over_jax_api']:.1f}); authors' loop x{row['ratio_authors_over_jax']:.0f}; "
+              f"compile {row['compile_seconds']:.2f} s, |diff| {row['rel_diff_to_numpy']:.1e}", flush=True)
+    fig, (ax,) = c.figure()
+    ms = [r["m"] for r in rows]
+    ax.loglog(ms, [r["ns_per_step_jax"] for r in rows], "o-", label="JAX jit + scan")
+    ax.loglog(ms, [r["ns_per_step_numpy"] for r in rows], "s-", label="NumPy loop")
+    ax.loglog(ms, [1e9 * r["authors_seconds"] / r["steps"] for r in rows], "^-", label="authors' loop (residual every step)")
+    for r in rows:
+        ax.annotate(f"x{r['ratio_numpy_over_jax']:.1f}", (r["m"], r["ns_per_step_jax"]), textcoords="offset points",
+                    xytext=(4, -12), fontsize=8)
+    ax.set_xlabel("features M")
+    ax.set_ylabel("ns per SGD step")
+    ax.set_title(f"per-sample SGD, N = {args.n}, {args.epochs} epochs, float64")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    return c.save(args.out, "per_sample_sgd", dict(epochs=args.epochs, rows=rows), fig), rows
 
 
 if __name__ == "__main__":
-    main()
+    print(main()[0])

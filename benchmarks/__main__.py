@@ -1,0 +1,60 @@
+"""Run every benchmark and print the ratios against the aims of issue 6.
+
+    .venv/bin/python -m benchmarks [--quick] [--out results/bench]
+
+Writes one JSON (and PNG where a figure helps) per case plus summary.json into --out. The
+PyTorch comparison of the network step (benchmarks/nn_step_vs_torch.py) runs too and says so
+when torch is not installed (it is not a dependency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import _common as c
+from benchmarks import deletion, per_sample_sgd, precision, vmap_seeds
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes (about a minute), for a smoke test")
+    ap.add_argument("--out", type=Path, default=Path("results/bench"))
+    args = ap.parse_args(argv)
+    out = ["--out", str(args.out)]
+    start = time.perf_counter()
+    print(f"device: {c.device()}")
+    print("[1/5] per-sample SGD, JAX vs NumPy (aim >= 20x)")
+    _, sgd_rows = per_sample_sgd.main(out + (["--n", "500", "--widths", "64", "1024"] if args.quick else []))
+    print("[2/5] exact deletion of k rows: cached vs scratch vs SGD (aim >= 100x vs SGD)")
+    _, del_rows = deletion.main(out + (["--sizes", "250", "500", "--ks", "1", "10"] if args.quick else []))
+    print("[3/5] vmap over 16 seeds vs a Python loop (aim >= 4x)")
+    _, vmap_rows = vmap_seeds.main(out + (["--seeds", "4"] if args.quick else []))
+    print("[4/5] float32 vs float64")
+    _, prec_rows = precision.main(out + (["--n", "300"] if args.quick else []))
+    print("[5/5] network training step, Flax vs PyTorch")
+    # Its own process: the network benchmark runs in float32, the linear ones above set x64.
+    subprocess.run([sys.executable, "benchmarks/nn_step_vs_torch.py"] + out + (["--steps", "30"] if args.quick else []),
+                   check=True)
+    best = lambda rows, key: max(r[key] for r in rows if key in r)
+    summary = dict(
+        seconds=time.perf_counter() - start,
+        per_sample_sgd_best_ratio=best(sgd_rows, "ratio_numpy_over_jax"),
+        per_sample_sgd_ratio_at_widest=sgd_rows[-1]["ratio_numpy_over_jax"],
+        deletion_best_ratio_vs_sgd=best(del_rows, "ratio_sgd_over_cached"),
+        deletion_best_ratio_vs_scratch=best(del_rows, "ratio_scratch_over_cached"),
+        deletion_worst_cached_over_floor=best(del_rows, "ratio_cached_over_floor"),
+        vmap_ratios={r["case"]: r["ratio_loop_over_vmap"] for r in vmap_rows},
+        float32_gaps={k: prec_rows[1][f"{k}_gap"] for k in ("oracle", "deletion", "sgd")},
+    )
+    c.save(args.out, "summary", summary)
+    print(f"summary ({summary['seconds']:.0f} s): " + ", ".join(
+        f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items() if k != "seconds"))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
