@@ -15,4 +15,5 @@ MODULES = (
     "finite_step_rate",
     "ridge_precision",
     "order_independence",
+    "linearized_network",
 )

@@ -1,0 +1,185 @@
+r"""The linear core in kernel (dual) form: retraining and MUSO's labels from Gram matrices alone.
+
+For the model ``f(x) = f0(x) + phi(x)^T (theta - theta0)`` (random features when ``f0 = 0``
+at ``theta0 = 0``, a linearized network when ``phi`` is its tangent feature map at ``theta0``),
+every parameter vector that gradient descent reaches from ``theta0`` has the form
+``theta0 + Phi^T alpha`` (implicit-bias lemma of MUSO, Yang et al., arXiv 2410.08557). So
+retraining, the retrained model's outputs and MUSO's labels need only the kernel
+``K = Phi Phi^T`` and the start's outputs ``f0``, never the M-dimensional features:
+
+.. math::
+    \theta_r = \theta_0 + \Phi_r^\top \alpha_r, \qquad
+    \alpha_r = (K_{rr} + \epsilon I)^{-1} (y_r - f_{0,r}).
+
+The solve is the library's one Gram solve (:func:`muso_jax.closed_form._solve_gram`: Cholesky,
+falling back to the SVD pseudo-inverse when the Gram is numerically singular). Functions are
+pure, accept targets of shape (N,) or (N, K) (K target columns sharing one kernel) and can be
+jitted and vmapped; inputs are validated at the boundary.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from muso_jax import _checks
+from muso_jax.closed_form import _solve_gram
+
+
+def _gram(name, K, n=None, n_name=None):
+    K = _checks.array(name, K, ndim=(2,), what="(N, N) kernel matrix")
+    if K.shape[0] != K.shape[1]:
+        raise ValueError(f"argument `{name}`: expected a square (N, N) kernel matrix; got shape {tuple(K.shape)}")
+    if n is not None:
+        _checks.same(n_name, n, name, K.shape[0], "number of rows")
+    return K
+
+
+def _like(name, a, ref, ref_name):
+    """An array of exactly the shape of ``ref`` (outputs or coefficients matching targets)."""
+    a = _checks.array(name, a, ndim=(ref.ndim,), what=f"array of shape {tuple(ref.shape)} like `{ref_name}`")
+    if a.shape != ref.shape:
+        raise ValueError(
+            f"argument `{name}`: expected shape {tuple(ref.shape)} to match `{ref_name}`; got shape {tuple(a.shape)}"
+        )
+    return a
+
+
+def _cast(*arrays):
+    dtype = jnp.result_type(*arrays)
+    return tuple(a.astype(dtype) for a in arrays)
+
+
+@jax.jit
+def _dual(K_rr, r, ridge):
+    return _solve_gram(K_rr + ridge * jnp.eye(K_rr.shape[0], dtype=K_rr.dtype), r)
+
+
+def dual_coefficients(K_rr, y_r, f0_r, *, ridge=0.0):
+    r"""Coefficients of the retrained model, ``theta_r = theta0 + Phi_r^T alpha_r``.
+
+    .. math::
+        \alpha_r = (K_{rr} + \epsilon I)^{-1} (y_r - f_{0,r}), \qquad K_{rr} = \Phi_r \Phi_r^\top
+
+    (MUSO, arXiv 2410.08557, implicit-bias lemma, in dual form.) With ``ridge = 0`` and
+    ``K_rr`` nonsingular, ``theta_r`` interpolates ``y_r``; when ``K_rr`` is numerically
+    singular the pseudo-inverse gives the least-squares coefficients of minimum norm.
+
+    Args:
+      K_rr: (N_r, N_r) kernel of the retained rows. y_r: (N_r,) or (N_r, K) targets.
+      f0_r: outputs of the starting model ``theta0`` on the retained rows, shaped like ``y_r``.
+      ridge: epsilon >= 0 added to the kernel's diagonal (a numerical aid).
+
+    Returns:
+      ``alpha_r``, shaped like ``y_r``.
+    """
+    K_rr = _gram("K_rr", K_rr)
+    y_r = _checks.targets("y_r", y_r, K_rr.shape[0], "K_rr")
+    f0_r = _like("f0_r", f0_r, y_r, "y_r")
+    _checks.nonnegative("ridge", ridge)
+    K_rr, y_r, f0_r = _cast(K_rr, y_r, f0_r)
+    return _dual(K_rr, y_r - f0_r, ridge)
+
+
+def retrain_outputs(K_xr, f0_x, alpha_r):
+    r"""Outputs of the retrained model ``theta0 + Phi_r^T alpha_r`` at any points x.
+
+    .. math::
+        f_r(x) = f_0(x) + K_{xr} \alpha_r, \qquad K_{xr} = \Phi_x \Phi_r^\top
+
+    Args:
+      K_xr: (N_x, N_r) kernel between the query points and the retained rows.
+      f0_x: (N_x,) or (N_x, K) outputs of the starting model at the query points.
+      alpha_r: (N_r,) or (N_r, K) coefficients from :func:`dual_coefficients`.
+    """
+    K_xr = _checks.array("K_xr", K_xr, ndim=(2,), what="(N_x, N_r) kernel matrix")
+    alpha_r = _checks.targets("alpha_r", alpha_r, K_xr.shape[1], "K_xr columns")
+    f0_x = _checks.array("f0_x", f0_x, ndim=(alpha_r.ndim,), what="(N_x,) or (N_x, K) output array")
+    _checks.same("K_xr", K_xr.shape[0], "f0_x", f0_x.shape[0], "number of rows")
+    if f0_x.shape[1:] != alpha_r.shape[1:]:
+        raise ValueError(
+            f"argument `f0_x`: expected trailing shape {tuple(alpha_r.shape[1:])} to match `alpha_r`; "
+            f"got shape {tuple(f0_x.shape)}"
+        )
+    K_xr, f0_x, alpha_r = _cast(K_xr, f0_x, alpha_r)
+    return f0_x + K_xr @ alpha_r
+
+
+def muso_labels(K_rr, K_fr, y_r, f0_r, f0_f, *, ridge=0.0):
+    r"""MUSO's optimal labels for the forgetting data, in kernel form.
+
+    .. math::
+        \hat y_f = \Phi_f \theta_r
+                 = f_{0,f} + K_{fr} (K_{rr} + \epsilon I)^{-1} (y_r - f_{0,r})
+
+    (MUSO, arXiv 2410.08557, relabeling theorem.) Fine-tuning from the original model on D_r
+    plus ``(x_f, y_f_hat)`` converges to the retrained model when the full kernel is
+    nonsingular. Real-valued even for classification targets.
+
+    Args:
+      K_rr: (N_r, N_r) kernel of the retained rows. K_fr: (N_f, N_r) forget-retain kernel.
+      y_r: (N_r,) or (N_r, K) targets. f0_r, f0_f: the starting model's outputs on D_r and
+        D_f, shaped like the targets. ridge: epsilon >= 0 of the solve.
+    """
+    K_rr = _gram("K_rr", K_rr)
+    y_r = _checks.targets("y_r", y_r, K_rr.shape[0], "K_rr")
+    f0_r = _like("f0_r", f0_r, y_r, "y_r")
+    K_fr = _checks.array("K_fr", K_fr, ndim=(2,), what="(N_f, N_r) kernel matrix")
+    _checks.same("K_rr", K_rr.shape[0], "K_fr", K_fr.shape[1], "number of columns (retained rows)")
+    f0_f = _checks.array("f0_f", f0_f, ndim=(y_r.ndim,), what="(N_f,) or (N_f, K) output array")
+    _checks.same("K_fr", K_fr.shape[0], "f0_f", f0_f.shape[0], "number of rows")
+    if f0_f.shape[1:] != y_r.shape[1:]:
+        raise ValueError(
+            f"argument `f0_f`: expected trailing shape {tuple(y_r.shape[1:])} to match `y_r`; got shape {tuple(f0_f.shape)}"
+        )
+    _checks.nonnegative("ridge", ridge)
+    K_rr, K_fr, y_r, f0_r, f0_f = _cast(K_rr, K_fr, y_r, f0_r, f0_f)
+    return f0_f + K_fr @ _dual(K_rr, y_r - f0_r, ridge)
+
+
+@jax.jit
+def _gap(K, d):
+    Kd = K @ d
+    return jnp.sqrt(jnp.maximum(jnp.sum(d * Kd), 0.0))
+
+
+def _coefficient_pair(K, alpha_a, alpha_b, names):
+    K = _gram("K", K)
+    alpha_a = _checks.targets(names[0], alpha_a, K.shape[0], "K")
+    alpha_b = _like(names[1], alpha_b, alpha_a, names[0])
+    return _cast(K, alpha_a, alpha_b)
+
+
+def parameter_gap(K, alpha_a, alpha_b):
+    r"""Distance between two models ``theta0 + Phi^T alpha`` over the same rows, from K alone.
+
+    .. math::
+        \|\theta_a - \theta_b\| = \|\Phi^\top (\alpha_a - \alpha_b)\|
+            = \sqrt{\operatorname{tr}(d^\top K d)}, \qquad d = \alpha_a - \alpha_b
+
+    (Frobenius norm for (N, K) coefficients; the quadratic form is clipped at 0 before the
+    square root, since round-off can leave it slightly negative.) A model with coefficients on
+    fewer rows, e.g. ``theta_r`` on D_r, enters with zeros on the rows it does not use. This is
+    the certificate of exact unlearning in parameter space (MUSO, arXiv 2410.08557) without
+    forming the parameters.
+
+    Args:
+      K: (N, N) kernel of all rows. alpha_a, alpha_b: (N,) or (N, K) coefficients.
+    """
+    K, alpha_a, alpha_b = _coefficient_pair(K, alpha_a, alpha_b, ("alpha_a", "alpha_b"))
+    return _gap(K, alpha_a - alpha_b)
+
+
+def relative_gap(K, alpha_u, alpha_r, alpha_p):
+    r"""The share of the way still to go: ``||theta_u - theta_r|| / ||theta_p - theta_r||``.
+
+    .. math::
+        \frac{\sqrt{\operatorname{tr}((\alpha_u-\alpha_r)^\top K (\alpha_u-\alpha_r))}}
+             {\sqrt{\operatorname{tr}((\alpha_p-\alpha_r)^\top K (\alpha_p-\alpha_r))}}
+
+    ``alpha_u``: the unlearned model, ``alpha_r``: the retrained one (zero on D_f),
+    ``alpha_p``: the original one; all over the same N rows (MUSO, arXiv 2410.08557).
+    """
+    K, alpha_u, alpha_r = _coefficient_pair(K, alpha_u, alpha_r, ("alpha_u", "alpha_r"))
+    alpha_p = _like("alpha_p", alpha_p, alpha_u, "alpha_u").astype(K.dtype)
+    return _gap(K, alpha_u - alpha_r) / _gap(K, alpha_p - alpha_r)

@@ -1,0 +1,211 @@
+r"""The linearized network as a model of its own: retraining in kernel form and exact unlearning.
+
+Gradient descent on the squared loss (sum convention) of the linearized network
+``f_lin(x; p) = f(x; p0) + J(x) (p - p0)`` from ``p0`` is the linear model of MUSO's theory
+(Yang et al., arXiv 2410.08557) with the tangent features ``J(x)`` as ``Phi``: one feature row
+per (input i, logit a), flattened in that order, and the empirical NTK as the kernel. So
+
+* retraining on D_r has the closed form ``p_r = p0 + J_r^T alpha_r`` with
+  ``alpha_r = Theta_rr^{-1} (y_r - f0_r)`` (:mod:`muso_jax.kernel_form` on the
+  (N K) x (N K) kernel);
+* fine-tuning from the original ``p_p`` on D_r plus D_f relabeled with the retrained model's
+  outputs (MUSO's labels) lands on ``p_r``, exactly when the kernel is nonsingular (as it is
+  when the parameter count P exceeds N K and the inputs are distinct).
+
+:func:`unlearn` runs that fine-tuning twice, in parameter space (JVP / VJP steps) and as the
+same iteration on the dual coefficients, and certifies the result against ``p_r`` in both.
+Targets are (N, K): one-hot or soft labels, or any real outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from muso_jax import _checks, kernel_form
+from muso_jax.nn import ntk
+from muso_jax.nn.state import Net
+
+
+class Unlearned(NamedTuple):
+    """The linearized network fine-tuned from ``p_p`` and its distance to the retrained ``p_r``."""
+
+    params: Any  # p_u, fine-tuned in parameter space
+    params_r: Any  # p_r = p0 + J_r^T alpha_r, the closed-form retrain
+    labels_f: jax.Array  # (N_f, K) the labels D_f was fine-tuned on
+    alpha_u: jax.Array  # (N, K) the same fine-tuning on dual coefficients: p_u = p0 + J^T alpha_u
+    alpha_r: jax.Array  # (N, K) alpha_r on D_r, zero on D_f
+    alpha_p: jax.Array  # (N, K) the original model's coefficients
+    relative_gap: jax.Array  # ||p_u - p_r|| / ||p_p - p_r||, in parameter space
+    relative_gap_kernel: jax.Array  # the same from the kernel: sqrt(d^T Theta d) ratios
+    residual: jax.Array  # ||f_lin(x; p_u) - targets|| when fine-tuning stopped
+    steps: jax.Array
+
+
+def flatten(theta):
+    """(N1, K, N2, K) multi-output kernel -> (N1 K, N2 K), rows and columns ordered (i, a)."""
+    n1, k1, n2, k2 = theta.shape
+    return theta.reshape(n1 * k1, n2 * k2)
+
+
+def _targets(name, y, n, k):
+    y = _checks.array(name, y, ndim=(2,), what=f"({n}, {k}) target array")
+    if y.shape != (n, k):
+        raise ValueError(f"argument `{name}`: expected shape ({n}, {k}) (rows, logits); got shape {tuple(y.shape)}")
+    return y
+
+
+def _outputs(net0: Net, x):
+    return ntk.logits(net0, net0.params, x)
+
+
+def retrain(net0: Net, x_r, y_r, *, ridge=0.0, chunk: int = 32):
+    r"""Dual coefficients of the linearized network retrained on D_r from ``p0``, (N_r, K).
+
+    .. math::
+        \alpha_r = (\Theta_{rr} + \epsilon I)^{-1} (y_r - f_0(x_r)), \qquad
+        p_r = p_0 + J_r^\top \alpha_r
+
+    (MUSO, arXiv 2410.08557, implicit-bias lemma, with the tangent features at ``p0``.)
+    """
+    theta = ntk.kernel(net0, x_r, chunk=chunk)
+    y_r = _targets("y_r", y_r, theta.shape[0], theta.shape[1])
+    f0 = _outputs(net0, x_r)
+    alpha = kernel_form.dual_coefficients(flatten(theta), y_r.ravel(), f0.ravel(), ridge=ridge)
+    return alpha.reshape(y_r.shape)
+
+
+def predict(net0: Net, x_r, alpha_r, x, *, chunk: int = 32):
+    r"""Outputs ``f0(x) + Theta(x, x_r) alpha_r`` of the linearized model ``p0 + J_r^T alpha_r``."""
+    theta = ntk.kernel(net0, x, x_r, chunk=chunk)
+    alpha_r = _targets("alpha_r", alpha_r, theta.shape[2], theta.shape[3])
+    out = kernel_form.retrain_outputs(flatten(theta), _outputs(net0, x).ravel(), alpha_r.ravel())
+    return out.reshape(theta.shape[:2])
+
+
+@jax.jit
+def parameters(net0: Net, x_r, alpha_r):
+    """The parameters ``p0 + J_r^T alpha_r`` of a model given by its dual coefficients."""
+    step = ntk.pullback(net0, x_r, alpha_r)
+    return jax.tree.map(jnp.add, net0.params, step)
+
+
+@jax.jit
+def distance(params_a, params_b):
+    """Euclidean distance between two parameter pytrees."""
+    squares = jax.tree.map(lambda a, b: jnp.sum((a - b) ** 2), params_a, params_b)
+    return jnp.sqrt(sum(jax.tree.leaves(squares)))
+
+
+@jax.jit
+def train(net0: Net, params, x, targets, lr, tol, max_steps):
+    r"""Gradient descent of the linearized network in parameter space until the residual is small.
+
+    .. math::
+        p \leftarrow p - \eta\, J^\top (f_{\rm lin}(x; p) - y)
+
+    Stops when ``||f_lin(x; p) - y|| <= tol * ||y||`` or after ``max_steps`` steps. Returns
+    ``(params, steps, residual_norm)``.
+    """
+    scale = tol * jnp.linalg.norm(targets)
+    residual = lambda p: ntk.linearized_apply(net0, p, x) - targets
+
+    def go_on(carry):
+        _, step, r = carry
+        return (jnp.linalg.norm(r) > scale) & (step < max_steps)
+
+    def body(carry):
+        # One JVP and one VJP a step: the residual of the new point is carried to the next.
+        p, step, r = carry
+        p = jax.tree.map(lambda a, g: a - lr * g, p, ntk.pullback(net0, x, r))
+        return p, step + 1, residual(p)
+
+    p, steps, r = jax.lax.while_loop(go_on, body, (params, jnp.asarray(0), residual(params)))
+    return p, steps, jnp.linalg.norm(r)
+
+
+@jax.jit
+def _dual_descent(theta, f0, alpha, targets, lr, steps):
+    """The same iteration on coefficients: ``alpha <- alpha - lr (f0 + Theta alpha - y)``."""
+    body = lambda _, a: a - lr * (f0 + theta @ a - targets)
+    return jax.lax.fori_loop(0, steps, body, alpha)
+
+
+def unlearn(net0: Net, x, y, forget, *, labels_f=None, alpha_p=None, ridge=0.0, lr=None, tol=1e-13,
+            max_steps: int = 200_000, chunk: int = 32) -> Unlearned:
+    r"""Exact unlearning of a linearized network by relabeling, with its certificate.
+
+    The original model is ``p_p = p0 + J^T alpha_p`` (by default the linearized network trained
+    on all of D: ``alpha_p = Theta^{-1}(y - f0)``). D_f is relabeled with MUSO's labels
+
+    .. math::
+        \hat y_f = f_0(x_f) + \Theta_{fr} (\Theta_{rr} + \epsilon I)^{-1} (y_r - f_0(x_r))
+
+    (or with ``labels_f`` when given, e.g. the true labels for comparison) and the linearized
+    network is fine-tuned from ``p_p`` by gradient descent on D_r plus the relabeled D_f. With
+    MUSO's labels it converges to ``p_r`` (MUSO, arXiv 2410.08557, relabeling theorem).
+
+    Args:
+      net0: the network at its initialization ``p0``. x: (N, ...) inputs. y: (N, K) targets.
+      forget: boolean mask of length N or indices of D_f (concrete).
+      labels_f: (N_f, K) labels for D_f; None for MUSO's labels.
+      alpha_p: (N, K) coefficients of the original model; None to train it in closed form.
+      ridge: epsilon of the relabel / retrain solves. lr: step size (stable below
+        ``2 / lambda_max(Theta)``); None for ``2 / (lambda_max + lambda_min)``. tol, max_steps: stop when ``||residual|| <= tol ||targets||``.
+      chunk: block size of the kernel computation.
+    """
+    theta4 = ntk.kernel(net0, x, chunk=chunk)
+    n, k = theta4.shape[:2]
+    y = _targets("y", y, n, k)
+    mask = _checks.forget_mask(forget, n)
+    if labels_f is not None:
+        labels_f = _targets("labels_f", labels_f, int(mask.sum()), k)
+    if alpha_p is not None:
+        alpha_p = _targets("alpha_p", alpha_p, n, k)
+    if lr is not None:
+        _checks.positive("lr", lr)
+    _checks.positive("tol", tol)
+    _checks.nonnegative("ridge", ridge)
+    max_steps = _checks.positive_int("max_steps", max_steps)
+    x = jnp.asarray(x).astype(theta4.dtype)
+    r, f = jnp.asarray(np.flatnonzero(~mask)), jnp.asarray(np.flatnonzero(mask))
+    return _unlearn(net0, theta4, x, y.astype(theta4.dtype), r, f, labels_f, alpha_p, ridge, lr, tol, max_steps)
+
+
+@jax.jit
+def _unlearn(net0, theta4, x, y, r, f, labels_f, alpha_p, ridge, lr, tol, max_steps):
+    n, k = theta4.shape[:2]
+    theta = flatten(theta4)
+    block = lambda a, b: flatten(theta4[a][:, :, b])
+    f0 = _outputs(net0, x)
+    if labels_f is None:
+        labels_f = kernel_form.muso_labels(block(r, r), block(f, r), y[r].ravel(), f0[r].ravel(), f0[f].ravel(),
+                                           ridge=ridge).reshape(f.shape[0], k)
+    if alpha_p is None:
+        alpha_p = kernel_form.dual_coefficients(theta, y.ravel(), f0.ravel(), ridge=ridge).reshape(n, k)
+    alpha_r = kernel_form.dual_coefficients(block(r, r), y[r].ravel(), f0[r].ravel(), ridge=ridge)
+    alpha_r = jnp.zeros((n, k), theta.dtype).at[r].set(alpha_r.reshape(r.shape[0], k))
+    if lr is None:
+        # The constant step with the fastest worst-case rate, (cond - 1) / (cond + 1) a step.
+        spectrum = jnp.linalg.eigvalsh(theta)
+        lr = 2.0 / (spectrum[-1] + jnp.maximum(spectrum[0], 0.0))
+    targets = y.at[f].set(labels_f)
+    params_p = parameters(net0, x, alpha_p)
+    params_r = parameters(net0, x, alpha_r)
+    params_u, steps, residual = train(net0, params_p, x, targets, lr, tol, max_steps)
+    alpha_u = _dual_descent(theta, f0.ravel(), alpha_p.ravel(), targets.ravel(), lr, steps).reshape(n, k)
+    return Unlearned(
+        params=params_u,
+        params_r=params_r,
+        labels_f=labels_f,
+        alpha_u=alpha_u,
+        alpha_r=alpha_r,
+        alpha_p=alpha_p,
+        relative_gap=distance(params_u, params_r) / distance(params_p, params_r),
+        relative_gap_kernel=kernel_form.relative_gap(theta, alpha_u.ravel(), alpha_r.ravel(), alpha_p.ravel()),
+        residual=residual,
+        steps=steps,
+    )

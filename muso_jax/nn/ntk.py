@@ -1,0 +1,212 @@
+r"""The empirical neural tangent kernel of a network at fixed parameters, and its linearization.
+
+The tangent features of a network ``f(x; p)`` at ``p0`` are ``phi_a(x) = d f_a(x; p) / d p``
+at ``p0``: fixed random features, one row per (input, logit). The linearized network
+
+.. math::
+    f_{\rm lin}(x; p) = f(x; p_0) + J(x)\,(p - p_0), \qquad J(x) = \partial_p f(x; p_0)
+
+is exactly the linear model of MUSO's theory (Yang et al., arXiv 2410.08557; the linearization
+of Lee et al., arXiv 1902.06720), and its kernel is the empirical NTK
+
+.. math::
+    \Theta_{ia,jb} = \langle \partial_p f_a(x_i; p_0), \partial_p f_b(x_j; p_0) \rangle.
+
+Everything runs in evaluation mode (``train=False``: BatchNorm uses its running statistics),
+so ``p -> f(x; p)`` is a fixed function. The kernel is computed in blocks of ``chunk`` rows:
+the per-example Jacobians of one block of x1 (a reverse pass with K cotangents per example,
+``chunk * K * P`` numbers) are pushed forward through the network at one block of x2 (JVPs),
+so memory stays bounded whatever N is; only the (N1, K, N2, K) output grows with N.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from muso_jax import _checks
+from muso_jax.nn.state import Net, forward
+
+
+def _dtype(net: Net):
+    return jax.tree.leaves(net.params)[0].dtype
+
+
+def logits(net: Net, params, x):
+    """Evaluation-mode logits ``f(x; params)`` of a batch, (B, K), inputs cast to the
+    parameters' dtype: the fixed function ``p -> f(x; p)`` that the kernel differentiates."""
+    return forward(net.graphdef, params, net.rest, jnp.asarray(x).astype(_dtype(net)), train=False)[0]
+
+
+def _inputs(name: str, x, net: Net):
+    """A batch of inputs in the parameters' dtype; returns it and the number of logits K."""
+    x = _checks.array(name, x, ndim=tuple(range(2, 6)), what="(B, ...) batch of inputs")
+    x = x.astype(_dtype(net))
+    try:
+        out = jax.eval_shape(lambda v: logits(net, net.params, v), x[:1])
+    except Exception as err:  # noqa: BLE001 - any shape failure inside the model is a bad input
+        raise ValueError(
+            f"argument `{name}`: expected inputs the network accepts; got shape {tuple(x.shape)} ({err})"
+        ) from err
+    return x, out.shape[-1]
+
+
+def _jacobian(net: Net, x, output):
+    """Per-example Jacobians of a block: leaves (c, K, *shape), or (c, *shape) for one logit."""
+
+    def one(xi):
+        f = lambda p: logits(net, p, xi[None])[0]
+        g = f if output is None else (lambda p: f(p)[output])
+        return jax.jacrev(g)(net.params)
+
+    return jax.vmap(one)(x)
+
+
+def _block(net: Net, Ja, xb, output):
+    """One block of the kernel: the rows whose Jacobians are ``Ja`` against the inputs ``xb``.
+
+    Each Jacobian row of the a-block is pushed forward through the network at xb
+    (``jax.linearize`` once, then a vmapped JVP): about 2 multiply-adds per parameter per
+    (row, example), against K for contracting two materialized Jacobians. Measured on an MLP
+    64-512-512-10 (CPU, float32) it is 3x faster for the full kernel and 2x for one logit.
+    """
+    lead = 1 if output is not None else 2
+    shape = jax.tree.leaves(Ja)[0].shape[:lead]
+    tangents = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[lead:]), Ja)
+    _, push = jax.linearize(lambda p: logits(net, p, xb), net.params)
+    out = jax.vmap(push)(tangents)  # (rows, c_b, K)
+    if output is not None:
+        out = out[..., output]
+    return out.reshape(shape + out.shape[1:])
+
+
+def _transpose(theta, lead: int):
+    """``Theta[i,a,j,b] -> Theta[j,b,i,a]`` (or the plain transpose of a one-logit kernel)."""
+    return theta.T if lead == 1 else theta.transpose(2, 3, 0, 1)
+
+
+def _blocks(x, chunk):
+    n = x.shape[0]
+    pad = -n % chunk
+    x = jnp.concatenate([x, jnp.zeros((pad,) + x.shape[1:], x.dtype)]) if pad else x
+    return x.reshape((-1, chunk) + x.shape[1:])
+
+
+@functools.partial(jax.jit, static_argnames=("chunk", "output", "symmetric"))
+def _kernel(net, x1, x2, *, chunk, output, symmetric):
+    lead = 1 if output is not None else 2
+    xs1, xs2 = _blocks(x1, chunk), _blocks(x2, chunk)
+    n2c = xs2.shape[0]
+
+    def row(carry, args):
+        i, xa = args
+        Ja = _jacobian(net, xa, output)
+
+        def column(_, args):
+            j, xb = args
+            compute = lambda _: _block(net, Ja, xb, output)
+            if not symmetric:
+                return None, compute(None)
+            # Gram of one set: only the blocks on and above the diagonal are computed (the ones
+            # below are their transposes); a diagonal block is made exactly symmetric.
+            def on_or_above(_):
+                block = compute(None)
+                return jnp.where(i == j, (block + _transpose(block, lead)) / 2, block)
+
+            shape = jax.eval_shape(compute, None)
+            below = lambda _: jnp.zeros(shape.shape, shape.dtype)
+            return None, lax.cond(j >= i, on_or_above, below, None)
+
+        _, blocks = lax.scan(column, None, (jnp.arange(n2c), xs2))  # (n2c, c, [K,] c, [K])
+        # Bring the column-block axis next to the column rows: (c, [K,] n2c, c, [K]).
+        return carry, jnp.moveaxis(blocks, 0, lead)
+
+    _, rows = lax.scan(row, None, (jnp.arange(xs1.shape[0]), xs1))  # (n1c, c, [K,] n2c, c, [K])
+    n1p, n2p = xs1.shape[0] * chunk, n2c * chunk
+    theta = rows.reshape((n1p, n2p) if lead == 1 else (n1p, -1, n2p, rows.shape[-1]))
+    if symmetric:
+        owner = jnp.repeat(jnp.arange(xs1.shape[0]), chunk)  # block index of each padded row
+        upper = owner[:, None] <= owner[None, :]
+        theta = jnp.where(upper if lead == 1 else upper[:, None, :, None], theta, _transpose(theta, lead))
+    n1, n2 = x1.shape[0], x2.shape[0]
+    return theta[:n1, :, :n2] if output is None else theta[:n1, :n2]
+
+
+def kernel(net: Net, x1, x2=None, *, chunk: int = 32, output=None):
+    r"""Empirical NTK of ``net`` (at its parameters) between two batches of inputs.
+
+    .. math::
+        \Theta_{ia,jb} = \sum_{\rm params} \partial_p f_a(x_i)\, \partial_p f_b(x_j)
+
+    Args:
+      net: the network (``Net``); its parameters are ``p0``. Float64 parameters give a
+        float64 kernel (inputs are cast to the parameters' dtype).
+      x1: (N1, ...) inputs. x2: (N2, ...) inputs; None means x1 (the Gram matrix, computed on
+        and above the block diagonal and then made exactly symmetric).
+      chunk: rows per block; the working memory is about ``chunk * K * P`` numbers (the
+        Jacobian rows of one block) plus the output. The result does not depend on it (up to
+        round-off: the same products, batched differently).
+      output: None for the full multi-output kernel, shape (N1, K, N2, K); an int ``a`` for
+        the kernel of logit ``a`` alone, shape (N1, N2) (the diagonal block ``[:, a, :, a]``).
+    """
+    chunk = _checks.positive_int("chunk", chunk)
+    x1, k = _inputs("x1", x1, net)
+    symmetric = x2 is None
+    if symmetric:
+        x2 = x1
+    else:
+        x2, _ = _inputs("x2", x2, net)
+        if x2.shape[1:] != x1.shape[1:]:
+            raise ValueError(
+                f"argument `x2`: expected inputs of shape (N2, {', '.join(map(str, x1.shape[1:]))}) like "
+                f"`x1`; got shape {tuple(x2.shape)}"
+            )
+    if output is not None and (isinstance(output, bool) or not isinstance(output, int) or not 0 <= output < k):
+        raise ValueError(f"argument `output`: expected None or a logit index in [0, {k}); got {output!r}")
+    return _kernel(net, x1, x2, chunk=min(chunk, max(x1.shape[0], x2.shape[0])), output=output,
+                   symmetric=symmetric)
+
+
+def linearized_apply(net0: Net, params, x):
+    r"""The linearized network at ``p0 = net0.params``, evaluated by one forward-mode pass.
+
+    .. math::
+        f_{\rm lin}(x; p) = f(x; p_0) + J(x)\,(p - p_0)
+
+    Args:
+      net0: the network at its initialization (the expansion point).
+      params: parameters ``p`` with the structure of ``net0.params``.
+      x: (B, ...) inputs. Returns (B, K) outputs.
+    """
+    dp = jax.tree.map(jnp.subtract, params, net0.params)
+    f0, jdp = jax.jvp(lambda p: logits(net0, p, x), (net0.params,), (dp,))
+    return f0 + jdp
+
+
+def pullback(net0: Net, x, cotangent):
+    r"""``J(x)^T v``: the parameter-space vector of tangent-feature coefficients ``v`` (B, K).
+
+    ``net0.params + pullback(net0, x, alpha)`` is the model ``p0 + Phi^T alpha`` of the kernel
+    form (:mod:`muso_jax.kernel_form`) with the tangent features as ``Phi``.
+    """
+    _, vjp = jax.vjp(lambda p: logits(net0, p, x), net0.params)
+    return vjp(cotangent.astype(_dtype(net0)))[0]
+
+
+def gradient_step(net0: Net, params, x, y, lr):
+    r"""One gradient-descent step of the linearized network on the squared loss (sum convention).
+
+    .. math::
+        L(p) = \tfrac12 \sum_i \|f_{\rm lin}(x_i; p) - y_i\|^2, \qquad
+        p \leftarrow p - \eta\, J^\top (f_{\rm lin}(x; p) - y)
+
+    Every step adds ``J^T r`` (tangent features times coefficients), so the iterates stay in
+    ``p0 + row(J)``: the implicit bias of MUSO's lemma. Returns ``(params, residual)`` with the
+    residual ``f_lin(x; p) - y`` before the step.
+    """
+    residual = linearized_apply(net0, params, x) - y
+    grad = pullback(net0, x, residual)
+    return jax.tree.map(lambda p, g: p - lr * g, params, grad), residual
