@@ -218,19 +218,24 @@ def _add_setup_args(p):
     p.add_argument("--soft", action="store_true", help="KL to the relabel softmax instead of hard labels")
     p.add_argument("--projector", default="exact", choices=["exact", "authors_woodbury"],
                    help="authors_woodbury: ABLATION, the authors' latest public non-projector")
+    p.add_argument("--ntk-kernel", default="logit", choices=["logit", "mean", "full"],
+                   help="muso-ntk kernel: one logit's NTK (default), the mean over logits (K x cost), the full "
+                        "multi-output NTK (exact; small networks only)")
+    p.add_argument("--ntk-alternate", action="store_true", help="muso-ntk: recompute the kernel every epoch")
     p.add_argument("--cache", type=Path, default=Path("results/cache"), help="trained networks, keyed by config")
 
 
 def _unlearn_parser(sub):
     p = sub.add_parser("unlearn", help="train/load Original and Retrain, run MUSO on a network, print the metrics")
     _add_setup_args(p)
-    p.add_argument("--method", default="muso", choices=["muso"])
+    p.add_argument("--method", default="muso", choices=["muso", "muso-ntk"],
+                   help="muso-ntk: relabel with the linearized network's retrain (also runs head-only MUSO)")
     p.add_argument("--json", type=Path, default=Path("results/unlearn.json"))
     p.set_defaults(run=_unlearn)
 
 
 def _compare_parser(sub):
-    from muso_jax.nn.baselines import METHODS
+    from muso_jax.nn.experiment import METHODS
 
     p = sub.add_parser("compare", help="Retrain, Original, MUSO and the field's baselines: the paper-style table")
     _add_setup_args(p)
@@ -294,7 +299,7 @@ def _print_definitions(runs, keys):
 def _unlearn(args) -> int:
     from muso_jax import report
 
-    runs, cfg = _run_seeds(args)
+    runs, cfg = _run_seeds(args, others={"muso-ntk": _ntk_config(args)} if args.method == "muso-ntk" else None)
     keys = ["TA", "RA", "FA", "UA", "MIA_entropy", "MIA_efficacy", "avg_gap", "RTE_s", "dist_to_retrain",
             "head_dist_to_retrain"]
     summary = _summary(runs, keys)
@@ -314,14 +319,21 @@ def _unlearn(args) -> int:
     return 0
 
 
+def _ntk_config(args):
+    from muso_jax.nn import muso_ntk
+
+    return muso_ntk.NtkConfig(kernel=args.ntk_kernel, alternate=args.ntk_alternate, soft=args.soft)
+
+
 def _compare(args) -> int:
     from muso_jax import report
-    from muso_jax.nn import baselines
+    from muso_jax.nn import experiment
 
-    unknown = [m for m in args.methods if m not in baselines.METHODS]
+    unknown = [m for m in args.methods if m not in experiment.METHODS]
     if unknown:
-        raise ValueError(f"argument `methods`: expected names from {list(baselines.METHODS)}; got {unknown}")
-    runs, _ = _run_seeds(args, others={m: baselines.DEFAULTS[m] for m in args.methods}, tune=args.tune)
+        raise ValueError(f"argument `methods`: expected names from {list(experiment.METHODS)}; got {unknown}")
+    others = {m: _ntk_config(args) if m == "muso-ntk" else experiment.DEFAULTS[m] for m in args.methods}
+    runs, _ = _run_seeds(args, others=others, tune=args.tune)
     keys = ["UA", "RA", "TA", "MIA_entropy", "MIA_efficacy", "avg_gap", "RTE_s"]
     summary = _summary(runs, keys)
     _print_table(args, runs, summary, keys, width=18)

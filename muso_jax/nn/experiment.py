@@ -12,10 +12,14 @@ import numpy as np
 
 from muso_jax import metrics
 from muso_jax.data import forget_mask, load_images
-from muso_jax.nn import baselines, cache, muso
+from muso_jax.nn import baselines, cache, muso, muso_ntk
 from muso_jax.nn.models import MODELS, head_matrix, make_model
 from muso_jax.nn.state import predict, split
 from muso_jax.nn.train import TrainConfig, steps_per_epoch
+
+# Every method besides head-only MUSO, by name: the field's baselines and NTK-guided MUSO.
+METHODS = {**baselines.METHODS, "muso-ntk": muso_ntk.unlearn}
+DEFAULTS = {**baselines.DEFAULTS, "muso-ntk": muso_ntk.NtkConfig()}
 
 # Avg. Gap over the SalUn set of metrics (UA, RA, TA, MIA-efficacy).
 GAP_KEYS = ("UA", "RA", "TA", "MIA_efficacy")
@@ -50,7 +54,7 @@ def grid(cfg):
 def run(setup: Setup, muso_cfg: muso.MusoConfig, cache_dir, *, progress=None, others: Optional[dict] = None,
         tune: bool = False):
     """Train or load Original and Retrain, run MUSO (and the baselines in ``others``, a dict
-    name -> BaselineConfig of :data:`muso_jax.nn.baselines.METHODS`) on the same split and the
+    name -> config of :data:`METHODS`) on the same split and the
     same original network, measure. Returns a dict of results.
 
     ``tune``: for MUSO and every baseline, run the :func:`grid` and keep the setting with the
@@ -130,7 +134,7 @@ def run(setup: Setup, muso_cfg: muso.MusoConfig, cache_dir, *, progress=None, ot
     seconds = {"Retrain": retrain_seconds, "MUSO": info.seconds}
     chosen = {"MUSO": dict(lr=muso_cfg.lr, epochs=muso_cfg.epochs)}
     for i, (name, cfg) in enumerate((others or {}).items()):
-        _, nets[name], seconds[name], cfg = run_method(name, 100 + i, cfg, baselines.METHODS[name])
+        _, nets[name], seconds[name], cfg = run_method(name, 100 + i, cfg, METHODS[name])
         chosen[name] = dict(lr=cfg.lr, epochs=cfg.epochs)
     rows = {}
     for name, net in nets.items():
