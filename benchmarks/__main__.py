@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from benchmarks import _common as c
-from benchmarks import deletion, per_sample_sgd, precision, vmap_seeds
+from benchmarks import deletion, ntk_kernel, per_sample_sgd, precision, vmap_seeds
 
 
 def main(argv=None):
@@ -27,24 +27,30 @@ def main(argv=None):
     out = ["--out", str(args.out)]
     start = time.perf_counter()
     print(f"device: {c.device()}")
-    print("[1/5] per-sample SGD, JAX vs NumPy (aim >= 20x)")
+    print("[1/6] per-sample SGD, JAX vs NumPy (aim >= 20x)")
     _, sgd_rows = per_sample_sgd.main(out + (["--n", "500", "--widths", "64", "1024"] if args.quick else []))
-    print("[2/5] exact deletion of k rows: cached vs scratch vs SGD (aim >= 100x vs SGD)")
+    print("[2/6] exact deletion of k rows: cached vs scratch vs SGD (aim >= 100x vs SGD)")
     _, del_rows = deletion.main(out + (["--sizes", "250", "500", "--ks", "1", "10"] if args.quick else []))
-    print("[3/5] vmap over 16 seeds vs a Python loop (aim >= 4x)")
+    print("      the same at Gram condition ~800 (sigma = 2), where SGD needs thousands of epochs")
+    _, del2_rows = deletion.main(out + ["--sigma", "2", "--name", "deletion_sigma2", "--ks", "10", "--sizes"]
+                                 + (["250"] if args.quick else ["500", "1000"]))
+    print("[3/6] vmap over 16 seeds vs a Python loop (aim >= 4x)")
     _, vmap_rows = vmap_seeds.main(out + (["--seeds", "4"] if args.quick else []))
-    print("[4/5] float32 vs float64")
+    print("[4/6] float32 vs float64")
     _, prec_rows = precision.main(out + (["--n", "300"] if args.quick else []))
-    print("[5/5] network training step, Flax vs PyTorch")
+    print("[5/6] network training step, Flax vs PyTorch")
     # Its own process: the network benchmark runs in float32, the linear ones above set x64.
     subprocess.run([sys.executable, "benchmarks/nn_step_vs_torch.py"] + out + (["--steps", "30"] if args.quick else []),
                    check=True)
+    print("[6/6] empirical NTK of the digits MLP: chunked vs unchunked, time and peak memory")
+    ntk_kernel.main(out + (["--n", "200", "--n-full", "64"] if args.quick else []))
     best = lambda rows, key: max(r[key] for r in rows if key in r)
     summary = dict(
         seconds=time.perf_counter() - start,
         per_sample_sgd_best_ratio=best(sgd_rows, "ratio_numpy_over_jax"),
         per_sample_sgd_ratio_at_widest=sgd_rows[-1]["ratio_numpy_over_jax"],
         deletion_best_ratio_vs_sgd=best(del_rows, "ratio_sgd_over_cached"),
+        deletion_ratio_vs_sgd_at_condition_800=best(del2_rows, "ratio_sgd_over_cached"),
         deletion_best_ratio_vs_scratch=best(del_rows, "ratio_scratch_over_cached"),
         deletion_worst_cached_over_floor=best(del_rows, "ratio_cached_over_floor"),
         vmap_ratios={r["case"]: r["ratio_loop_over_vmap"] for r in vmap_rows},

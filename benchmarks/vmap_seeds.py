@@ -2,8 +2,9 @@
 of the same jitted call. Answers are compared element by element before timing.
 
 Cases: per-sample SGD to residual 1e-10 on 16 random-feature problems (N = 40, M = 200, the
-scale of a teaching example or a proofs_numeric draw), and the closed-form retrain oracle for
-16 forget sets of one problem (muso_jax.batched against min_norm_solution in a loop).
+scale of a teaching example or a proofs_numeric draw), the closed-form oracle on the same 16
+problems, and the oracle for 16 forget sets of one problem (muso_jax.batched against
+min_norm_solution in a loop).
 
     .venv/bin/python benchmarks/vmap_seeds.py [--seeds 16]
 """
@@ -24,7 +25,7 @@ import muso_jax as mj  # noqa: E402
 from benchmarks import _common as c  # noqa: E402
 from muso_jax import batched  # noqa: E402
 
-SGD_KW = dict(lr=1.0, order="shuffle", tol=1e-10, max_epochs=500)
+SGD_KW = dict(lr=1.0, order="cyclic", tol=1e-10, max_epochs=500)
 
 
 def sgd_seeds(b: int, n: int = 40, m: int = 200) -> dict:
@@ -46,6 +47,20 @@ def sgd_seeds(b: int, n: int = 40, m: int = 200) -> dict:
                 ratio_loop_over_vmap=t_loop / t_vmap, max_rel_diff=diff, max_rel_gap_to_closed_form=exact)
 
 
+def oracle_seeds(b: int, n: int = 40, m: int = 200) -> dict:
+    problems = [c.rff_problem(n, m, seed=s) for s in range(b)]
+    phis, ys, theta0s = (jnp.stack(a) for a in zip(*problems))
+    one = jax.jit(lambda p, y, t: mj.min_norm_solution(p, y, t))
+    many = jax.jit(jax.vmap(lambda p, y, t: mj.min_norm_solution(p, y, t)))
+    first_v, t_vmap, theta_v = c.first_and_best(lambda: many(phis, ys, theta0s))
+    first_l, t_loop, theta_l = c.first_and_best(lambda: [one(phis[i], ys[i], theta0s[i]) for i in range(b)])
+    diff = max(c.rel(theta_v[i], theta_l[i]) for i in range(b))
+    assert diff < 1e-10, diff
+    return dict(case=f"retrain oracle, {b} seeds, N={n}, M={m}", vmap_seconds=t_vmap, loop_seconds=t_loop,
+                vmap_compile_seconds=first_v - t_vmap, loop_compile_seconds=first_l - t_loop,
+                ratio_loop_over_vmap=t_loop / t_vmap, max_rel_diff=diff)
+
+
 def retrain_forget_sets(b: int, n: int = 200, m: int = 800) -> dict:
     phi, y, theta0 = c.rff_problem(n, m, seed=1)
     masks = np.random.default_rng(0).random((b, n)) < 0.1
@@ -65,7 +80,7 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=16)
     ap.add_argument("--out", type=Path, default=Path("results/bench"))
     args = ap.parse_args(argv)
-    rows = [sgd_seeds(args.seeds), retrain_forget_sets(args.seeds)]
+    rows = [sgd_seeds(args.seeds), oracle_seeds(args.seeds), retrain_forget_sets(args.seeds)]
     for r in rows:
         print(f"  {r['case']}: vmap {r['vmap_seconds']:.4f} s, loop {r['loop_seconds']:.4f} s -> "
               f"x{r['ratio_loop_over_vmap']:.1f} (compile {r['vmap_compile_seconds']:.2f} s apart), "

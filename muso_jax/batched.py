@@ -18,11 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax import lax
-from jax.scipy.linalg import cho_solve
-
 from muso_jax import _checks
-from muso_jax.closed_form import _cholesky_ok, _gram, _pinv_parts, _validate
+from muso_jax.closed_form import _min_norm, _validate
 
 
 def _masks(forget, n: int):
@@ -41,38 +38,10 @@ def retrain_many(phi, y, theta0, forget, *, ridge=0.0):
     return _retrain_many(phi, y, theta0, forget, ridge)
 
 
-def _duals(phi, y, theta0, forget, ridge):
-    """Dual coefficients of every retrain, (B, N[, K]), zero on forgotten rows.
-
-    Not ``vmap(min_norm_solution)``: its Cholesky-or-pseudo-inverse ``lax.cond`` would turn
-    into a select under vmap and pay for B SVDs on every call (8x slower, measured). Here the
-    fallback is one decision for the whole batch.
-    """
-    keep = (~forget).astype(phi.dtype)
-    G = jax.vmap(lambda w: _gram(phi, ridge, w > 0))(keep)
-    r = (y - phi @ theta0)[None] * keep.reshape(keep.shape + (1,) * (y.ndim - 1))
-    L = jnp.linalg.cholesky(G)
-    ok = jnp.all(jax.vmap(_cholesky_ok)(G, L))
-
-    def by_cholesky(_):
-        return jax.vmap(lambda L_b, r_b: cho_solve((L_b, True), r_b))(L, r)
-
-    def by_pinv(_):
-        def one(G_b, r_b):
-            U, inv = _pinv_parts(G_b)
-            return U @ (inv.reshape(inv.shape + (1,) * (r_b.ndim - 1)) * (U.T @ r_b))
-        return jax.vmap(one)(G, r)
-
-    return lax.cond(ok, by_cholesky, by_pinv, None)
-
-
-def _theta(phi, theta0, alpha):
-    return theta0[None] + jnp.einsum("bn...,nm->bm...", alpha, phi)
-
-
 @jax.jit
 def _retrain_many(phi, y, theta0, forget, ridge):
-    return _theta(phi, theta0, _duals(phi, y, theta0, forget, ridge))
+    # One Cholesky-or-SVD decision for the whole batch (closed_form._solve_gram's vmap rule).
+    return jax.vmap(lambda f: _min_norm(phi, y, theta0, ridge, ~f))(forget)
 
 
 def relabel_many(phi, y, theta0, forget, *, ridge=0.0):
@@ -88,6 +57,8 @@ def relabel_many(phi, y, theta0, forget, *, ridge=0.0):
 
 @jax.jit
 def _relabel_many(phi, y, theta0, forget, ridge):
-    theta_r = _theta(phi, theta0, _duals(phi, y, theta0, forget, ridge))
-    outputs = jnp.einsum("nm,bm...->bn...", phi, theta_r)
-    return jnp.where(forget.reshape(forget.shape + (1,) * (y.ndim - 1)), outputs, y[None]), theta_r
+    def one(f):
+        theta_r = _min_norm(phi, y, theta0, ridge, ~f)
+        return jnp.where(f.reshape((-1,) + (1,) * (y.ndim - 1)), phi @ theta_r, y), theta_r
+
+    return jax.vmap(one)(forget)

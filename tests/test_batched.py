@@ -50,3 +50,18 @@ def test_bad_masks_name_the_argument(forget):
     p = problem(3, *SHAPES[0])
     with pytest.raises(ValueError, match=r"argument `forget`: expected a boolean \(B, N = 12\) array"):
         batched.retrain_many(p.phi, p.y, p.theta0, forget)
+
+
+def test_one_singular_gram_in_the_batch_sends_the_batch_to_the_pseudo_inverse():
+    """Under vmap the Cholesky-or-SVD decision is taken once for the batch; a batch that holds
+    a singular Gram (a repeated row kept) must still equal the one-at-a-time solves."""
+    p = problem(4, *SHAPES[0])
+    phi = p.phi.at[1].set(p.phi[0])
+    masks = np.zeros((3, phi.shape[0]), bool)
+    masks[1, 1] = True  # drops the repeat: nonsingular
+    masks[2, 5] = True  # keeps it: singular
+    theta_r = batched.retrain_many(phi, p.y, p.theta0, masks)
+    for b, f in enumerate(masks):
+        expected = mj.min_norm_solution(phi, p.y, p.theta0, where=~f)
+        # The SVD pseudo-inverse and the Cholesky solve of a nonsingular Gram agree to ~1e-13.
+        assert rel(theta_r[b], expected) < 1e-9
