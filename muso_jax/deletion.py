@@ -79,13 +79,14 @@ def fit(phi, y, theta0, *, ridge=0.0) -> Factorization:
             f"argument `phi`: expected at most as many rows as features (N <= M) for exact deletion; "
             f"got N = {n} rows and M = {m} features (the Gram is singular)"
         )
-    fact, ok = _fit(phi, y, theta0, jnp.asarray(ridge, phi.dtype))
+    ridge = jnp.asarray(ridge, phi.dtype)
+    H, alpha, theta, ok = _fit(phi, y, theta0, ridge)
     if not bool(ok):
         raise ValueError(
             "argument `phi`: expected full row rank (a positive definite Gram Phi Phi^T + ridge I); "
             "got a numerically singular Gram (duplicate or dependent rows). Add a ridge or remove them"
         )
-    return fact
+    return Factorization(phi, y, theta0, ridge, H, alpha, jnp.ones(n, bool), theta)
 
 
 @jax.jit
@@ -97,7 +98,7 @@ def _fit(phi, y, theta0, ridge):
     H = (H + H.T) / 2
     alpha = H @ (y - phi @ theta0)
     theta = theta0 + (alpha.T @ phi).T
-    return Factorization(phi, y, theta0, ridge, H, alpha, jnp.ones(n, bool), theta), _cholesky_ok(G, L)
+    return H, alpha, theta, _cholesky_ok(G, L)  # not phi, y, theta0: outputs would be copies
 
 
 def _bucket(k: int) -> int:
@@ -134,14 +135,14 @@ def delete(fact: Factorization, rows) -> tuple[Factorization, DeletionCertificat
     padded = np.zeros(_bucket(k), np.int64)
     padded[:k] = idx
     valid = np.arange(padded.size) < k
-    new, cert = _delete(fact, jnp.asarray(padded), jnp.asarray(valid))
+    H, alpha, active, theta, cert = _delete(fact, jnp.asarray(padded), jnp.asarray(valid))
     if not bool(cert.pivot_ok):
         raise ValueError(
             f"argument `rows`: deleting these {k} rows needs the inverse of a numerically singular "
             "block of the cached inverse Gram (the downdate would lose all precision); refit from "
             "scratch with deletion.fit on the remaining rows"
         )
-    return new, cert
+    return fact._replace(H=H, alpha=alpha, active=active, theta=theta), cert
 
 
 @jax.jit
@@ -164,9 +165,9 @@ def _delete(fact: Factorization, idx, valid):
     alpha_new = (alpha - W @ (alpha[idx] * v.reshape(v.shape + (1,) * (alpha.ndim - 1)))) * a_k
     theta = fact.theta0 + (alpha_new.T @ fact.phi).T
     residual = jnp.linalg.norm((fact.phi @ theta + fact.ridge * alpha_new - fact.y) * a_k)
-    new = fact._replace(H=H_new, alpha=alpha_new, active=active, theta=theta)
     cert = DeletionCertificate(
         deleted=jnp.sum(valid), remaining=jnp.sum(active), residual=residual,
         gap_bound=jnp.sqrt(jnp.linalg.norm(H_new)) * residual, pivot_ok=ok,
     )
-    return new, cert
+    # Only what changed leaves the program: returning phi, y, theta0 too would copy them.
+    return H_new, alpha_new, active, theta, cert
