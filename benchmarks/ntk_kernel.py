@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+def _peak_gb() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: on Linux a child started
+    from a big parent inherits the parent's ru_maxrss across fork and exec."""
+    with open("/proc/self/status") as f:
+        line = next(ln for ln in f if ln.startswith("VmHWM:"))
+    return int(line.split()[1]) / 2**20  # kB -> GB
+
 
 def _one(n: int, output, chunk, dtype: str) -> dict:
     """Runs in a child process: compute, check, time, report peak RSS."""
@@ -46,7 +53,7 @@ def _one(n: int, output, chunk, dtype: str) -> dict:
     start = time.perf_counter()
     K = jax.block_until_ready(ntk.kernel(net, x, chunk=c, output=output))
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # GB (ru_maxrss is in KB on Linux)
+    peak = _peak_gb()
     return dict(n=n, output="all" if output is None else output, chunk=c, dtype=dtype, seconds=seconds,
                 compile_seconds=first - seconds, peak_rss_gb=peak,
                 shape=list(K.shape), rel_err_vs_chunk1=err)
