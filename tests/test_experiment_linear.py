@@ -8,7 +8,7 @@ import pytest
 from muso_jax.data.bundled import load_binary
 from muso_jax.experiments import linear
 
-CONFIG = linear.Config(num_frequencies=100, sigma=30.0, n_retain=40, reps=3, tol=1e-8, max_epochs=300)
+CONFIG = linear.Config(num_frequencies=100, sigma=30.0, n_retain=40, reps=2, tol=1e-8, max_epochs=300)
 
 
 @pytest.fixture(scope="module")
@@ -27,16 +27,16 @@ def _close(a: linear.MethodResult, b: linear.MethodResult):
     np.testing.assert_allclose(a.delta, b.delta, rtol=1e-6, atol=1e-20)
 
 
-def test_one_call_equals_stages_and_the_loop_over_seeds(data):
+def test_one_call_equals_the_loop_over_seeds(data):
+    """(The staged path, one program per stage, runs the same stage functions; the CLI test
+    covers it.)"""
     keys = jax.random.split(jax.random.key(7), CONFIG.reps)
     stages = []
     one = linear.run(CONFIG, *data, on_stage=stages.append, one_call=True, keys=keys)
     assert stages == ["all"]
-    staged = linear.run(CONFIG, *data, keys=keys)
     loop = [linear.run(CONFIG, *data, keys=keys[i:i + 1]) for i in range(CONFIG.reps)]
     assert set(one) == set(linear.ROWS)
     for method in linear.ROWS:
-        _close(one[method], staged[method])
         stacked = linear.MethodResult(*(np.concatenate(parts) for parts in zip(*(run[method] for run in loop))))
         _close(one[method], stacked)
     # The experiment did real work: within these 300 epochs MUSO is already two orders of
