@@ -51,7 +51,7 @@ def oracle_seeds(b: int, n: int = 40, m: int = 200) -> dict:
     problems = [c.rff_problem(n, m, seed=s) for s in range(b)]
     phis, ys, theta0s = (jnp.stack(a) for a in zip(*problems))
     one = jax.jit(lambda p, y, t: mj.min_norm_solution(p, y, t))
-    many = jax.jit(jax.vmap(lambda p, y, t: mj.min_norm_solution(p, y, t)))
+    many = batched.min_norm_many  # vmap with one Cholesky-or-SVD decision for the batch
     first_v, t_vmap, theta_v = c.first_and_best(lambda: many(phis, ys, theta0s))
     first_l, t_loop, theta_l = c.first_and_best(lambda: [one(phis[i], ys[i], theta0s[i]) for i in range(b)])
     diff = max(c.rel(theta_v[i], theta_l[i]) for i in range(b))

@@ -60,30 +60,19 @@ def _pinv_parts(G):
     return U, inv
 
 
-def _pinv_solve(G, r):
-    U, inv = _pinv_parts(G)
-    return U @ (inv.reshape(inv.shape + (1,) * (r.ndim - 1)) * (U.T @ r))
-
-
-@jax.custom_batching.custom_vmap
 def _solve_gram(G, r):
     """``alpha = G^{-1} r`` by Cholesky, or ``G^+ r`` when G is numerically singular."""
     L = jnp.linalg.cholesky(G)
-    return lax.cond(_cholesky_ok(G, L), lambda _: cho_solve((L, True), r), lambda _: _pinv_solve(G, r), None)
 
+    def by_cholesky(_):
+        return cho_solve((L, True), r)
 
-@_solve_gram.def_vmap
-def _solve_gram_batched(axis_size, in_batched, G, r):
-    """Under vmap, one decision for the whole batch. A plain vmap would turn the cond into a
-    select and pay for an SVD of every Gram on every call (8x slower at B = 16, N = 200,
-    measured); here the SVD runs only when some Gram in the batch needs it."""
-    G_batched, r_batched = in_batched
-    G = G if G_batched else jnp.broadcast_to(G, (axis_size,) + G.shape)
-    r = r if r_batched else jnp.broadcast_to(r, (axis_size,) + r.shape)
-    L = jnp.linalg.cholesky(G)
-    ok = jnp.all(jax.vmap(_cholesky_ok)(G, L))
-    by_cholesky = lambda _: jax.vmap(lambda L_b, r_b: cho_solve((L_b, True), r_b))(L, r)
-    return lax.cond(ok, by_cholesky, lambda _: jax.vmap(_pinv_solve)(G, r), None), True
+    def by_pinv(_):
+        U, inv = _pinv_parts(G)
+        coef = U.T @ r
+        return U @ (inv.reshape(inv.shape + (1,) * (r.ndim - 1)) * coef)
+
+    return lax.cond(_cholesky_ok(G, L), by_cholesky, by_pinv, None)
 
 
 def full_row_rank(phi):

@@ -66,3 +66,13 @@ def test_one_singular_gram_in_the_batch_sends_the_batch_to_the_pseudo_inverse():
         expected = mj.min_norm_solution(phi, p.y, p.theta0, where=~f)
         # The SVD pseudo-inverse and the Cholesky solve of a nonsingular Gram agree to ~1e-13.
         assert rel(theta_r[b], expected) < 1e-9
+
+
+def test_min_norm_many_equals_the_loop_over_problems():
+    ps = [problem(s, *SHAPES[0], k=3) for s in range(4)]
+    phi, y, theta0 = (np.stack([getattr(p, f) for p in ps]) for f in ("phi", "y", "theta0"))
+    theta = batched.min_norm_many(phi, y, theta0)
+    for b, p in enumerate(ps):
+        assert rel(theta[b], mj.min_norm_solution(p.phi, p.y, p.theta0)) < EXACT
+    with pytest.raises(ValueError, match=r"argument `y`/`theta0`"):
+        batched.min_norm_many(phi, y[:, :5], theta0)

@@ -182,3 +182,12 @@ def test_projector_is_the_same_matrix_solved_on_either_side(ridge):
     assert eig.min() > -1e-12 and eig.max() < 1 + 1e-12
     if ridge == 0.0:  # full column rank: the row space is everything
         np.testing.assert_allclose(P, np.eye(12), atol=1e-10)
+
+
+def test_reverse_mode_gradients_flow_through_the_closed_form():
+    """theta_inf is linear in y: d sum(theta)/dy = G^-1 Phi 1, by jax.grad and by hand (1e-10:
+    one Cholesky solve at condition ~3)."""
+    p = problem(5, *SHAPES[0])
+    grad = jax.grad(lambda y: jnp.sum(mj.min_norm_solution(p.phi, y, p.theta0)))(p.y)
+    expected = np.linalg.solve(np.asarray(p.phi @ p.phi.T), np.asarray(p.phi @ jnp.ones(p.phi.shape[1])))
+    assert rel(grad, expected) < EXACT
