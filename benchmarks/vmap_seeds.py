@@ -28,51 +28,49 @@ from muso_jax import batched  # noqa: E402
 SGD_KW = dict(lr=1.0, order="cyclic", tol=1e-10, max_epochs=500)
 
 
+def _versus(case: str, batched_call, loop_call, tolerance: float, reference=None) -> dict:
+    """Time one batched call against the loop of single calls; answers compared first."""
+    first_v, t_vmap, theta_v = c.first_and_best(batched_call)
+    first_l, t_loop, theta_l = c.first_and_best(loop_call)
+    diff = max(c.rel(theta_v[i], theta_l[i]) for i in range(len(theta_l)))
+    exact = 0.0 if reference is None else max(c.rel(theta_v[i], r) for i, r in enumerate(reference))
+    assert diff < tolerance and exact < tolerance, (case, diff, exact)
+    return dict(case=case, vmap_seconds=t_vmap, loop_seconds=t_loop, vmap_compile_seconds=first_v - t_vmap,
+                loop_compile_seconds=first_l - t_loop, ratio_loop_over_vmap=t_loop / t_vmap, max_rel_diff=diff)
+
+
+def _seeds(b: int, n: int, m: int):
+    return (jnp.stack(a) for a in zip(*(c.rff_problem(n, m, seed=s) for s in range(b))))
+
+
 def sgd_seeds(b: int, n: int = 40, m: int = 200) -> dict:
-    problems = [c.rff_problem(n, m, seed=s) for s in range(b)]
-    phis, ys, theta0s = (jnp.stack(a) for a in zip(*problems))
+    phis, ys, theta0s = _seeds(b, n, m)
     keys = jax.random.split(jax.random.key(0), b)
     one = jax.jit(lambda k, p, y, t: mj.sgd(k, p, y, t, **SGD_KW)[0])
     many = jax.jit(jax.vmap(lambda k, p, y, t: mj.sgd(k, p, y, t, **SGD_KW)[0]))
-    loop = lambda: [one(keys[i], phis[i], ys[i], theta0s[i]) for i in range(b)]
-    first_v, t_vmap, theta_v = c.first_and_best(lambda: many(keys, phis, ys, theta0s))
-    first_l, t_loop, theta_l = c.first_and_best(loop)
     # vmap lets every problem run until the slowest converges (a converged SGD step is a
-    # no-op up to round-off), so the answers agree to the stopping tolerance, not bitwise.
-    diff = max(c.rel(theta_v[i], theta_l[i]) for i in range(b))
-    exact = max(c.rel(theta_v[i], mj.min_norm_solution(phis[i], ys[i], theta0s[i])) for i in range(b))
-    assert diff < 1e-9 and exact < 1e-9, (diff, exact)
-    return dict(case=f"per-sample SGD, {b} seeds, N={n}, M={m}", vmap_seconds=t_vmap, loop_seconds=t_loop,
-                vmap_compile_seconds=first_v - t_vmap, loop_compile_seconds=first_l - t_loop,
-                ratio_loop_over_vmap=t_loop / t_vmap, max_rel_diff=diff, max_rel_gap_to_closed_form=exact)
+    # no-op up to round-off), so the answers agree to the stopping tolerance, not bitwise;
+    # both must also be the closed form to that tolerance.
+    return _versus(f"per-sample SGD, {b} seeds, N={n}, M={m}", lambda: many(keys, phis, ys, theta0s),
+                   lambda: [one(keys[i], phis[i], ys[i], theta0s[i]) for i in range(b)], 1e-9,
+                   reference=[mj.min_norm_solution(phis[i], ys[i], theta0s[i]) for i in range(b)])
 
 
 def oracle_seeds(b: int, n: int = 40, m: int = 200) -> dict:
-    problems = [c.rff_problem(n, m, seed=s) for s in range(b)]
-    phis, ys, theta0s = (jnp.stack(a) for a in zip(*problems))
+    phis, ys, theta0s = _seeds(b, n, m)
     one = jax.jit(lambda p, y, t: mj.min_norm_solution(p, y, t))
-    many = batched.min_norm_many  # vmap with one Cholesky-or-SVD decision for the batch
-    first_v, t_vmap, theta_v = c.first_and_best(lambda: many(phis, ys, theta0s))
-    first_l, t_loop, theta_l = c.first_and_best(lambda: [one(phis[i], ys[i], theta0s[i]) for i in range(b)])
-    diff = max(c.rel(theta_v[i], theta_l[i]) for i in range(b))
-    assert diff < 1e-10, diff
-    return dict(case=f"retrain oracle, {b} seeds, N={n}, M={m}", vmap_seconds=t_vmap, loop_seconds=t_loop,
-                vmap_compile_seconds=first_v - t_vmap, loop_compile_seconds=first_l - t_loop,
-                ratio_loop_over_vmap=t_loop / t_vmap, max_rel_diff=diff)
+    # batched.min_norm_many: vmap with one Cholesky-or-SVD decision for the batch.
+    return _versus(f"retrain oracle, {b} seeds, N={n}, M={m}", lambda: batched.min_norm_many(phis, ys, theta0s),
+                   lambda: [one(phis[i], ys[i], theta0s[i]) for i in range(b)], 1e-10)
 
 
 def retrain_forget_sets(b: int, n: int = 200, m: int = 800) -> dict:
     phi, y, theta0 = c.rff_problem(n, m, seed=1)
     masks = np.random.default_rng(0).random((b, n)) < 0.1
     single = jax.jit(lambda p, yy, t, w: mj.min_norm_solution(p, yy, t, where=w))
-    loop = lambda: [single(phi, y, theta0, ~masks[i]) for i in range(b)]
-    first_v, t_vmap, theta_v = c.first_and_best(lambda: batched.retrain_many(phi, y, theta0, masks))
-    first_l, t_loop, theta_l = c.first_and_best(loop)
-    diff = max(c.rel(theta_v[i], theta_l[i]) for i in range(b))
-    assert diff < 1e-10, diff
-    return dict(case=f"retrain oracle, {b} forget sets, N={n}, M={m}", vmap_seconds=t_vmap, loop_seconds=t_loop,
-                vmap_compile_seconds=first_v - t_vmap, loop_compile_seconds=first_l - t_loop,
-                ratio_loop_over_vmap=t_loop / t_vmap, max_rel_diff=diff)
+    return _versus(f"retrain oracle, {b} forget sets, N={n}, M={m}",
+                   lambda: batched.retrain_many(phi, y, theta0, masks),
+                   lambda: [single(phi, y, theta0, ~masks[i]) for i in range(b)], 1e-10)
 
 
 def main(argv=None):

@@ -22,7 +22,7 @@ from jax import lax
 from jax.scipy.linalg import cho_solve
 
 from muso_jax import _checks
-from muso_jax.closed_form import _cholesky_ok, _gram, _pinv_parts, _validate
+from muso_jax.closed_form import _cholesky_ok, _gram, _pinv_solve, _validate
 
 
 def _masks(forget, n: int):
@@ -53,13 +53,7 @@ def _solve_batch(G, r):
     def by_cholesky(_):
         return jax.vmap(lambda L_b, r_b: cho_solve((L_b, True), r_b))(L, r)
 
-    def by_pinv(_):
-        def one(G_b, r_b):
-            U, inv = _pinv_parts(G_b)
-            return U @ (inv.reshape(inv.shape + (1,) * (r_b.ndim - 1)) * (U.T @ r_b))
-        return jax.vmap(one)(G, r)
-
-    return lax.cond(ok, by_cholesky, by_pinv, None)
+    return lax.cond(ok, by_cholesky, lambda _: jax.vmap(_pinv_solve)(G, r), None)
 
 
 def _duals(phi, y, theta0, forget, ridge):

@@ -67,12 +67,13 @@ def _solve_gram(G, r):
     def by_cholesky(_):
         return cho_solve((L, True), r)
 
-    def by_pinv(_):
-        U, inv = _pinv_parts(G)
-        coef = U.T @ r
-        return U @ (inv.reshape(inv.shape + (1,) * (r.ndim - 1)) * coef)
+    return lax.cond(_cholesky_ok(G, L), by_cholesky, lambda _: _pinv_solve(G, r), None)
 
-    return lax.cond(_cholesky_ok(G, L), by_cholesky, by_pinv, None)
+
+def _pinv_solve(G, r):
+    """``G^+ r`` for the PSD Gram G: the least-squares fallback of every solve."""
+    U, inv = _pinv_parts(G)
+    return U @ (inv.reshape(inv.shape + (1,) * (r.ndim - 1)) * (U.T @ r))
 
 
 def full_row_rank(phi):
