@@ -112,46 +112,76 @@ def choice(name: str, value, options) -> None:
         raise ValueError(f"argument `{name}`: expected one of {sorted(options)}; got {value!r}")
 
 
-def forget_mask(forget, n: int) -> np.ndarray:
-    """Turn a boolean mask of length N or an index array into a boolean NumPy mask.
+def forget_set(forget, n: int, *, name: str = "forget") -> np.ndarray:
+    """The one validator of a forget set: a boolean mask of length N or an index array.
 
-    The forget set fixes the shapes of D_r and D_f, so it must be concrete. It must be
-    non-empty and must leave at least one retained row; indices must be in range and unique.
+    Returns the boolean NumPy mask (True = forget). The forget set fixes the shapes of D_r and
+    D_f, so it must be concrete. Refused, naming the argument: a traced value, a wrong rank or
+    dtype, a mask of the wrong length, indices outside [0, N) (negative ones included: no
+    wrap-around), repeated indices, an empty set and a total one (nothing retained).
     """
     if isinstance(forget, jax.core.Tracer):
         raise ValueError(
-            "argument `forget`: expected a concrete mask or index array (it fixes the shapes of "
+            f"argument `{name}`: expected a concrete mask or index array (it fixes the shapes of "
             "D_r and D_f); got a traced value. Close over it instead of passing it through jit/vmap"
         )
     f = np.asarray(forget)
     if f.ndim != 1:
-        raise ValueError(f"argument `forget`: expected a 1-D mask or index array; got {_describe(f)}")
+        raise ValueError(f"argument `{name}`: expected a 1-D boolean mask or index array; got {_describe(f)}")
     if f.dtype == bool:
         if f.shape[0] != n:
             raise ValueError(
-                f"argument `forget`: expected a boolean mask of length N = {n}; got length {f.shape[0]}"
+                f"argument `{name}`: expected a boolean mask of length N = {n}; got length {f.shape[0]}"
             )
         mask = f.copy()
     elif np.issubdtype(f.dtype, np.integer) or f.size == 0:
         f = f.astype(np.int64)
-        if f.size and (f.min() < -n or f.max() >= n):
+        if f.size and (f.min() < 0 or f.max() >= n):
             raise ValueError(
-                f"argument `forget`: expected indices in [0, {n}); got min {f.min()}, max {f.max()}"
+                f"argument `{name}`: expected indices in [0, {n}) (no negative indices); "
+                f"got min {f.min()}, max {f.max()}"
             )
-        f = np.where(f < 0, f + n, f)
         uniq, counts = np.unique(f, return_counts=True)
         if np.any(counts > 1):
             raise ValueError(
-                f"argument `forget`: expected unique indices; got duplicates {uniq[counts > 1].tolist()[:10]}"
+                f"argument `{name}`: expected unique indices; got repeats {uniq[counts > 1].tolist()[:10]}"
             )
         mask = np.zeros(n, dtype=bool)
         mask[f] = True
     else:
-        raise ValueError(f"argument `forget`: expected a boolean mask or integer indices; got {_describe(f)}")
+        raise ValueError(f"argument `{name}`: expected a boolean mask or integer indices; got {_describe(f)}")
     if not mask.any():
-        raise ValueError("argument `forget`: expected a non-empty forget set; got no rows to forget")
+        raise ValueError(f"argument `{name}`: expected a non-empty forget set; got no rows to forget")
     if mask.all():
         raise ValueError(
-            f"argument `forget`: expected at least one retained row; got all {n} rows forgotten"
+            f"argument `{name}`: expected at least one retained row; got all {n} rows forgotten"
         )
     return mask
+
+
+def forget_sets(forget, n: int, *, name: str = "forget"):
+    """A batch of forget sets: a boolean (B, N) array of masks (traced values allowed, so that
+    batches of forget sets can be vmapped); each row must be non-empty and not total when
+    concrete."""
+    f = forget if hasattr(forget, "shape") else np.asarray(forget)
+    if f.ndim != 2 or f.shape[1] != n or f.dtype != bool:
+        raise ValueError(
+            f"argument `{name}`: expected a boolean (B, N = {n}) array of forget masks; got {_describe(f)}"
+        )
+    if is_concrete(f):
+        counts = np.asarray(f).sum(axis=1)
+        if np.any(counts == 0) or np.any(counts == n):
+            bad = np.flatnonzero((counts == 0) | (counts == n)).tolist()[:10]
+            raise ValueError(
+                f"argument `{name}`: expected every mask to forget at least one row and retain at "
+                f"least one; got empty or total masks at rows {bad}"
+            )
+    return jnp.asarray(f)
+
+
+def retain_mask(retain, n: int, *, name: str = "retain"):
+    """A boolean (N,) mask of the rows to use (traced values allowed)."""
+    r = retain if hasattr(retain, "shape") else np.asarray(retain)
+    if r.shape != (n,) or r.dtype != bool:
+        raise ValueError(f"argument `{name}`: expected a boolean mask of shape ({n},); got {_describe(r)}")
+    return jnp.asarray(r)

@@ -16,57 +16,33 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jax import lax
-from jax.scipy.linalg import cho_solve
-
-from muso_jax import _checks
-from muso_jax.closed_form import _cholesky_ok, _gram, _pinv_solve, _validate
-
-
-def _masks(forget, n: int):
-    f = forget if hasattr(forget, "shape") else np.asarray(forget)
-    if f.ndim != 2 or f.shape[1] != n or f.dtype != bool:
-        raise ValueError(
-            f"argument `forget`: expected a boolean (B, N = {n}) array of forget masks; got {_checks._describe(f)}"
-        )
-    return jnp.asarray(f)
+from muso_jax import _checks, _linalg
+from muso_jax.closed_form import _gram, _validate
 
 
 def retrain_many(phi, y, theta0, forget, *, ridge=0.0):
     """The retrained parameters for each forget mask: shape (B,) + theta0.shape."""
     phi, y, theta0 = _validate(phi, y, theta0, ridge)
-    forget = _masks(forget, phi.shape[0])
+    forget = _checks.forget_sets(forget, phi.shape[0])
     return _retrain_many(phi, y, theta0, forget, ridge)
 
 
-def _solve_batch(G, r):
-    """``G_b^{-1} r_b`` for a batch of Grams with ONE Cholesky-or-pseudo-inverse decision.
-
-    Not ``vmap`` of the single solve: its ``lax.cond`` would turn into a select under vmap and
-    pay for B SVDs on every call (8x slower at B = 16, N = 200, measured).
-    """
-    L = jnp.linalg.cholesky(G)
-    ok = jnp.all(jax.vmap(_cholesky_ok)(G, L))
-
-    def by_cholesky(_):
-        return jax.vmap(lambda L_b, r_b: cho_solve((L_b, True), r_b))(L, r)
-
-    return lax.cond(ok, by_cholesky, lambda _: jax.vmap(_pinv_solve)(G, r), None)
-
-
 def _duals(phi, y, theta0, forget, ridge):
-    """Dual coefficients of every retrain, (B, N[, K]), zero on forgotten rows."""
+    """Dual coefficients of every retrain, (B, N[, K]), zero on forgotten rows.
+
+    A vmap of the one Gram solve: its LAPACK calls run one matrix at a time, each with its
+    own Cholesky-or-pseudo-inverse decision (``muso_jax._linalg``).
+    """
     keep = (~forget).astype(phi.dtype)
     G = jax.vmap(lambda w: _gram(phi, ridge, w > 0))(keep)
     r = (y - phi @ theta0)[None] * keep.reshape(keep.shape + (1,) * (y.ndim - 1))
-    return _solve_batch(G, r)
+    return jax.vmap(_linalg.solve)(G, r)
 
 
 def min_norm_many(phi, y, theta0, *, ridge=0.0):
     """:func:`muso_jax.min_norm_solution` for B independent problems (leading axis B on every
-    argument: seeds, feature draws), in one program with one fallback decision."""
+    argument: seeds, feature draws), in one program."""
     phi = _checks.array("phi", phi, ndim=(3,), what="(B, N, M) batch of feature matrices")
     y = _checks.array("y", y, ndim=(2, 3), what="(B, N) or (B, N, K) batch of targets")
     theta0 = _checks.array("theta0", theta0, ndim=(2, 3), what="(B, M) or (B, M, K) batch of starts")
@@ -80,7 +56,7 @@ def min_norm_many(phi, y, theta0, *, ridge=0.0):
 @jax.jit
 def _min_norm_many(phi, y, theta0, ridge):
     G = jax.vmap(lambda p: _gram(p, ridge, None))(phi)
-    alpha = _solve_batch(G, y - jnp.einsum("bnm,bm...->bn...", phi, theta0))
+    alpha = jax.vmap(_linalg.solve)(G, y - jnp.einsum("bnm,bm...->bn...", phi, theta0))
     return theta0 + jnp.einsum("bn...,bnm->bm...", alpha, phi)
 
 
@@ -100,7 +76,7 @@ def relabel_many(phi, y, theta0, forget, *, ridge=0.0):
     forget rows carry ``Phi theta_r``, retained rows their own targets.
     """
     phi, y, theta0 = _validate(phi, y, theta0, ridge)
-    forget = _masks(forget, phi.shape[0])
+    forget = _checks.forget_sets(forget, phi.shape[0])
     return _relabel_many(phi, y, theta0, forget, ridge)
 
 

@@ -3,12 +3,12 @@ MUSO's optimal labels (Yang et al., "MUSO: Achieving Exact Machine Unlearning in
 Over-Parameterized Regimes", arXiv 2410.08557, lemma on SGD's implicit bias and the
 relabeling theorem).
 
-Every solve goes through one Cholesky factorization of the Gram matrix
-``G = Phi Phi^T + ridge I`` (N x N, the small side when M > N), never an explicit inverse.
-If the factorization fails or a pivot shows G to be numerically singular (more rows than
-features, duplicate rows, ridge = 0 on a rank-deficient Phi) the solve falls back to the
-pseudo-inverse of G (by its SVD), which yields the least-squares solution closest to
-``theta0``: the limit of gradient descent in that case.
+Every solve is the library's one Gram solve, :func:`muso_jax._linalg.solve`, on
+``G = Phi Phi^T + ridge I`` (N x N, the small side when M > N), never an explicit inverse:
+a Cholesky factorization, and where it fails or a pivot shows G to be numerically singular
+(more rows than features, duplicate rows, ridge = 0 on a rank-deficient Phi) the SVD
+pseudo-inverse, which yields the least-squares solution closest to ``theta0``: the limit of
+gradient descent in that case.
 
 Functions accept NumPy or JAX arrays, targets of shape (N,) or (N, K) and parameters of shape
 (M,) or (M, K). They are pure and can be jitted and vmapped.
@@ -20,60 +20,21 @@ import warnings
 
 import jax
 import jax.numpy as jnp
-from jax import lax
-from jax.scipy.linalg import cho_solve, solve_triangular
-
-from muso_jax import _checks
+from muso_jax import _checks, _linalg
 
 
 class UnderParameterizedWarning(UserWarning):
     """More rows than features: no interpolant exists and exactness by relabeling is lost."""
 
 
-def _gram(phi, ridge, where):
-    """``Phi Phi^T + ridge I`` with the rows outside ``where`` replaced by identity rows."""
+def _gram(phi, ridge, retain):
+    """``Phi Phi^T + ridge I`` with the rows outside ``retain`` replaced by identity rows."""
     G = phi @ phi.T
     n = G.shape[0]
-    if where is not None:
-        m = where.astype(G.dtype)
+    if retain is not None:
+        m = retain.astype(G.dtype)
         G = G * m[:, None] * m[None, :] + jnp.diag(1.0 - m)
     return G + ridge * jnp.eye(n, dtype=G.dtype)
-
-
-def _cholesky_ok(G, L):
-    """Cholesky succeeded and its smallest pivot is above the round-off level of G."""
-    pivots = jnp.diagonal(L) ** 2
-    floor = G.shape[0] * jnp.finfo(G.dtype).eps * jnp.max(jnp.diagonal(G))
-    return jnp.all(jnp.isfinite(L)) & (jnp.min(pivots) > floor)
-
-
-def _pinv_parts(G):
-    """Eigenvectors U and inverse eigenvalues of the PSD matrix G, zero below round-off.
-
-    Computed by SVD, not eigh: on jaxlib 0.10.2 (CPU) an eigh inside a vmapped lax.cond
-    branch leaves a worker thread hung (measured here; the SVD of a PSD matrix gives the same
-    U and its eigenvalues, up to the sign of round-off-level ones, which the cutoff drops).
-    """
-    U, s, _ = jnp.linalg.svd(G)
-    cutoff = G.shape[0] * jnp.finfo(G.dtype).eps * jnp.max(jnp.abs(s))
-    inv = jnp.where(s > cutoff, 1.0 / jnp.where(s > cutoff, s, 1.0), 0.0)
-    return U, inv
-
-
-def _solve_gram(G, r):
-    """``alpha = G^{-1} r`` by Cholesky, or ``G^+ r`` when G is numerically singular."""
-    L = jnp.linalg.cholesky(G)
-
-    def by_cholesky(_):
-        return cho_solve((L, True), r)
-
-    return lax.cond(_cholesky_ok(G, L), by_cholesky, lambda _: _pinv_solve(G, r), None)
-
-
-def _pinv_solve(G, r):
-    """``G^+ r`` for the PSD Gram G: the least-squares fallback of every solve."""
-    U, inv = _pinv_parts(G)
-    return U @ (inv.reshape(inv.shape + (1,) * (r.ndim - 1)) * (U.T @ r))
 
 
 def full_row_rank(phi):
@@ -87,16 +48,15 @@ def full_row_rank(phi):
 
 @jax.jit
 def _full_row_rank(phi):
-    G = _gram(phi, 0.0, None)
-    return _cholesky_ok(G, jnp.linalg.cholesky(G))
+    return _linalg.is_positive_definite(_gram(phi, 0.0, None))
 
 
 @jax.jit
-def _min_norm(phi, y, theta0, ridge, where):
+def _min_norm(phi, y, theta0, ridge, retain):
     r = y - phi @ theta0
-    if where is not None:
-        r = r * where.astype(r.dtype).reshape((-1,) + (1,) * (r.ndim - 1))
-    alpha = _solve_gram(_gram(phi, ridge, where), r)
+    if retain is not None:
+        r = r * retain.astype(r.dtype).reshape((-1,) + (1,) * (r.ndim - 1))
+    alpha = _linalg.solve(_gram(phi, ridge, retain), r)
     # alpha^T Phi rather than Phi^T alpha: the latter is many times slower on XLA:CPU.
     return theta0 + (alpha.T @ phi).T
 
@@ -122,7 +82,7 @@ def _warn_if_underparameterized(phi, ridge, what):
         )
 
 
-def min_norm_solution(phi, y, theta0, *, ridge=0.0, where=None):
+def min_norm_solution(phi, y, theta0, *, ridge=0.0, retain=None):
     r"""The interpolant of ``(Phi, y)`` closest to ``theta0``: the SGD limit and retrain oracle.
 
     .. math::
@@ -135,20 +95,15 @@ def min_norm_solution(phi, y, theta0, *, ridge=0.0, where=None):
     Args:
       phi: (N, M) features. y: (N,) or (N, K) targets. theta0: (M,) or (M, K) start.
       ridge: epsilon >= 0 added to the Gram diagonal (0 = exact interpolation).
-      where: optional boolean (N,) mask of the rows to use; the others are ignored. Keeps
+      retain: optional boolean (N,) mask of the rows to use; the others are ignored. Keeps
         shapes static so forget sets can be vmapped.
     """
     phi, y, theta0 = _validate(phi, y, theta0, ridge)
-    if where is not None:
-        where = jnp.asarray(where)
-        if where.shape != (phi.shape[0],) or where.dtype != bool:
-            raise ValueError(
-                f"argument `where`: expected a boolean mask of shape ({phi.shape[0]},); "
-                f"got shape {where.shape} and dtype {where.dtype}"
-            )
+    if retain is not None:
+        retain = _checks.retain_mask(retain, phi.shape[0])
     else:
         _warn_if_underparameterized(phi, ridge, "min_norm_solution")
-    return _min_norm(phi, y, theta0, ridge, where)
+    return _min_norm(phi, y, theta0, ridge, retain)
 
 
 def muso_labels(phi_r, y_r, phi_f, theta0, *, ridge=0.0):
@@ -190,32 +145,12 @@ def projector(phi_r, *, ridge=0.0):
 @jax.jit
 def _projector(phi_r, ridge):
     n, m = phi_r.shape
-    if n > m:  # the feature side is smaller: P = A (A + eps I)^{-1}, A = Phi_r^T Phi_r (M x M)
+    if n > m:  # the feature side is smaller: P = (A + eps I)^+ A, A = Phi_r^T Phi_r (M x M)
         A = phi_r.T @ phi_r
-        G = A + ridge * jnp.eye(m, dtype=A.dtype)
-        L = jnp.linalg.cholesky(G)
-
-        def by_cholesky_m(_):
-            S = cho_solve((L, True), A)
-            return (S + S.T) / 2  # equal in exact arithmetic: A and (A + eps I)^{-1} commute
-
-        def by_pinv_m(_):
-            U, inv = _pinv_parts(G)
-            return (U * (inv * jnp.diagonal(U.T @ A @ U))[None, :]) @ U.T
-
-        return lax.cond(_cholesky_ok(G, L), by_cholesky_m, by_pinv_m, None)
-    G = _gram(phi_r, ridge, None)
-    L = jnp.linalg.cholesky(G)
-
-    def by_cholesky(_):
-        return solve_triangular(L, phi_r, lower=True)
-
-    def by_pinv(_):
-        U, inv = _pinv_parts(G)
-        return jnp.sqrt(inv)[:, None] * (U.T @ phi_r)
-
-    X = lax.cond(_cholesky_ok(G, L), by_cholesky, by_pinv, None)
-    return X.T @ X
+        S = _linalg.solve(A + ridge * jnp.eye(m, dtype=A.dtype), A)
+    else:  # P = Phi_r^T (Phi_r Phi_r^T + eps I)^+ Phi_r
+        S = phi_r.T @ _linalg.solve(_gram(phi_r, ridge, None), phi_r)
+    return (S + S.T) / 2  # symmetric in exact arithmetic; averaging removes round-off asymmetry
 
 
 def projector_labels(phi_r, phi_f, theta0, theta_p, *, ridge=0.0):
