@@ -67,7 +67,7 @@ def oracle_seeds(b: int, n: int = 40, m: int = 200) -> dict:
 def retrain_forget_sets(b: int, n: int = 200, m: int = 800) -> dict:
     phi, y, theta0 = c.rff_problem(n, m, seed=1)
     masks = np.random.default_rng(0).random((b, n)) < 0.1
-    single = jax.jit(lambda p, yy, t, w: mj.min_norm_solution(p, yy, t, where=w))
+    single = jax.jit(lambda p, yy, t, w: mj.min_norm_solution(p, yy, t, retain=w))
     return _versus(f"retrain oracle, {b} forget sets, N={n}, M={m}",
                    lambda: batched.retrain_many(phi, y, theta0, masks),
                    lambda: [single(phi, y, theta0, ~masks[i]) for i in range(b)], 1e-10)

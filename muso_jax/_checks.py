@@ -92,7 +92,7 @@ def theta(name: str, t, m: int, y, phi_name: str):
 
 
 def nonnegative(name: str, value) -> None:
-    if is_concrete(value) and not float(value) >= 0.0:
+    if is_concrete(value) and not (np.isfinite(float(value)) and float(value) >= 0.0):
         raise ValueError(f"argument `{name}`: expected a finite number >= 0; got {value!r}")
 
 

@@ -77,7 +77,11 @@ def _sequential(one):
     return fn
 
 
-_SOLVERS = {wp: _sequential(lambda G, r, wp=wp: _solve_one(G, r, wp)) for wp in WELL_POSED}
+def _solver(well_posed):
+    return _sequential(lambda G, r: _solve_one(G, r, well_posed))
+
+
+_SOLVERS = {wp: _solver(wp) for wp in WELL_POSED}
 
 
 def solve(G, r, *, well_posed=None):
@@ -90,6 +94,22 @@ def solve(G, r, *, well_posed=None):
         raise ValueError(f"argument `well_posed`: expected True, False or None; got {well_posed!r}")
     inner = _SOLVERS[well_posed]
     return lax.custom_linear_solve(lambda x: G @ x, r, solve=lambda _, b: inner(G, b), symmetric=True)
+
+
+def _inverse_one(G):
+    L = jnp.linalg.cholesky(G)
+    H = cho_solve((L, True), jnp.eye(G.shape[0], dtype=G.dtype))
+    return (H + H.T) / 2, cholesky_ok(G, L)
+
+
+_INVERSE = _sequential(_inverse_one)
+
+
+def inverse(G):
+    """``(G^{-1}, ok)`` for a symmetric positive definite ``G`` by Cholesky (well-posed only);
+    ``ok`` says every pivot was above round-off. For the cached inverse of exact deletion,
+    which must downdate an inverse; every other caller wants :func:`solve`."""
+    return _INVERSE(G)
 
 
 def is_positive_definite(G):

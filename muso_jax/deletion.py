@@ -33,10 +33,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.linalg import cho_solve
 
-from muso_jax import _checks
-from muso_jax.closed_form import _cholesky_ok, _gram, _validate
+from muso_jax import _checks, _linalg
+from muso_jax.closed_form import _gram, _validate
 
 
 class Factorization(NamedTuple):
@@ -91,14 +90,10 @@ def fit(phi, y, theta0, *, ridge=0.0) -> Factorization:
 
 @jax.jit
 def _fit(phi, y, theta0, ridge):
-    G = _gram(phi, ridge, None)
-    L = jnp.linalg.cholesky(G)
-    n = G.shape[0]
-    H = cho_solve((L, True), jnp.eye(n, dtype=G.dtype))
-    H = (H + H.T) / 2
+    H, ok = _linalg.inverse(_gram(phi, ridge, None))
     alpha = H @ (y - phi @ theta0)
     theta = theta0 + (alpha.T @ phi).T
-    return H, alpha, theta, _cholesky_ok(G, L)  # not phi, y, theta0: outputs would be copies
+    return H, alpha, theta, ok  # not phi, y, theta0: outputs would be copies
 
 
 def _bucket(k: int) -> int:
@@ -106,31 +101,29 @@ def _bucket(k: int) -> int:
     return 1 << (k - 1).bit_length()
 
 
-def delete(fact: Factorization, rows) -> tuple[Factorization, DeletionCertificate]:
-    """Delete ``rows`` (integer indices into the original training set) and return the exact
+def delete(fact: Factorization, forget) -> tuple[Factorization, DeletionCertificate]:
+    """Delete the rows ``forget`` (a forget set over the original training rows: a boolean
+    mask or integer indices, see :func:`muso_jax._checks.forget_set`) and return the exact
     retrained model on what is left, with its certificate.
 
-    Raises ``ValueError`` for indices out of range, repeated, or already deleted, and when
-    the downdate would divide by a numerically singular block (the state is then unchanged).
+    Raises ``ValueError`` for the refusals of a forget set (empty, out of range, negative,
+    repeated), for rows already deleted or a request that would delete every remaining row,
+    and when the downdate would divide by a numerically singular block (the state is then
+    unchanged).
     """
     if not isinstance(fact, Factorization):
         raise ValueError(f"argument `fact`: expected a Factorization from deletion.fit; got {type(fact).__name__}")
     n = fact.phi.shape[0]
-    idx = np.asarray(rows)
-    if idx.ndim == 0:
-        idx = idx.reshape(1)
-    if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
-        raise ValueError(f"argument `rows`: expected a non-empty 1-D array of integer row indices; "
-                         f"got {_checks._describe(idx)}")
-    if idx.min() < 0 or idx.max() >= n:
-        raise ValueError(f"argument `rows`: expected indices in [0, {n}); got min {idx.min()}, max {idx.max()}")
-    uniq, counts = np.unique(idx, return_counts=True)
-    if np.any(counts > 1):
-        raise ValueError(f"argument `rows`: expected unique indices; got repeats {uniq[counts > 1].tolist()[:10]}")
-    gone = idx[~np.asarray(fact.active)[idx]]
+    forget = np.asarray(forget)
+    mask = _checks.forget_set(forget.reshape(1) if forget.ndim == 0 else forget, n)
+    active = np.asarray(fact.active)
+    gone = np.flatnonzero(mask & ~active)
     if gone.size:
-        raise ValueError(f"argument `rows`: expected rows still in the training set; "
-                         f"got already-deleted rows {sorted(gone.tolist())[:10]}")
+        raise ValueError(f"argument `forget`: expected rows still in the training set; "
+                         f"got already-deleted rows {gone.tolist()[:10]}")
+    if not np.any(active & ~mask):
+        raise ValueError("argument `forget`: expected at least one row to remain; got every remaining row")
+    idx = np.flatnonzero(mask)
     k = idx.size
     padded = np.zeros(_bucket(k), np.int64)
     padded[:k] = idx
@@ -138,7 +131,7 @@ def delete(fact: Factorization, rows) -> tuple[Factorization, DeletionCertificat
     H, alpha, active, theta, cert = _delete(fact, jnp.asarray(padded), jnp.asarray(valid))
     if not bool(cert.pivot_ok):
         raise ValueError(
-            f"argument `rows`: deleting these {k} rows needs the inverse of a numerically singular "
+            f"argument `forget`: deleting these {k} rows needs the inverse of a numerically singular "
             "block of the cached inverse Gram (the downdate would lose all precision); refit from "
             "scratch with deletion.fit on the remaining rows"
         )
@@ -151,11 +144,10 @@ def _delete(fact: Factorization, idx, valid):
     v = valid.astype(H.dtype)
     H_F = H[idx, :] * v[:, None]  # (kb, N) rows of the symmetric H; padded rows are zero
     H_FF = H_F[:, idx] * v[None, :] + jnp.diag(1.0 - v)  # padded block is the identity
-    L = jnp.linalg.cholesky(H_FF)
-    ok = _cholesky_ok(H_FF, L)
     # The k x k inverse explicitly: a triangular solve with N right-hand sides is several
     # times slower on XLA:CPU than this tiny inverse and two matmuls.
-    W = H_F.T @ cho_solve((L, True), jnp.eye(idx.size, dtype=H.dtype))  # (N, kb)
+    H_FF_inv, ok = _linalg.inverse(H_FF)
+    W = H_F.T @ H_FF_inv  # (N, kb)
     active = fact.active.at[jnp.where(valid, idx, H.shape[0])].set(False, mode="drop")
     a = active.astype(H.dtype)
     # Rows and columns of the eliminated block are zero in exact arithmetic; the mask makes

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import functools
 import math
+import types
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
-from muso_jax import _checks
+from muso_jax import _checks, _linalg
 from muso_jax.closed_form import min_norm_solution
 
 # A run is declared divergent when its residual is non-finite or has grown by this factor.
@@ -50,6 +52,76 @@ class SGDInfo(NamedTuple):
     monitor_trace: Any  # pytree of (max_checks + 1, ...) arrays of `monitor(theta)`, or None
 
 
+class _Callable:
+    """The static part of a Python callable: its code, with the arrays it closes over removed.
+
+    ``jit`` keys a static callable by identity, so ``sgd(..., monitor=lambda t: gap(t, ref))``
+    would compile anew on every call. ``split(fn)`` returns this hashable key (the code object,
+    defaults, globals and the non-array closure values, recursively through closed-over
+    functions) and the closed-over arrays as a list of data; ``join(data)`` rebuilds the
+    function around the (traced) arrays. Callables it cannot take apart (objects with
+    ``__call__``, unhashable closure values) are keyed by identity, as jit would.
+    """
+
+    def __init__(self, fn, key, template):
+        self.fn, self.key, self.template = fn, key, template
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __eq__(self, other):
+        return isinstance(other, _Callable) and self.key == other.key
+
+    @staticmethod
+    def split(fn):
+        if fn is None:
+            return None, []
+        data = []
+        try:
+            key, template = _Callable._take_apart(fn, data)
+            hash(key)
+        except TypeError:
+            return _Callable(fn, ("identity", id(fn)), None), []
+        return _Callable(fn, key, template), data
+
+    @staticmethod
+    def _take_apart(fn, data):
+        if not isinstance(fn, types.FunctionType):
+            raise TypeError("not a plain function")
+        cells = []
+        for cell in fn.__closure__ or ():
+            v = cell.cell_contents
+            if isinstance(v, (jax.Array, np.ndarray)):
+                cells.append(("array", len(data)))
+                data.append(v)
+            elif isinstance(v, types.FunctionType):
+                cells.append(("function",) + _Callable._take_apart(v, data))
+            else:
+                hash(v)
+                cells.append(("value", v))
+        key = (fn.__code__, id(fn.__globals__), fn.__defaults__, tuple(c if c[0] != "function" else c[:2] for c in cells))
+        return key, (fn, tuple(cells))
+
+    def join(self, data):
+        if self.template is None:
+            return self.fn
+        return _Callable._rebuild(self.template, data)
+
+    @staticmethod
+    def _rebuild(template, data):
+        fn, cells = template
+        values = []
+        for c in cells:
+            if c[0] == "array":
+                values.append(data[c[1]])
+            elif c[0] == "function":
+                values.append(_Callable._rebuild(c[2], data))
+            else:
+                values.append(c[1])
+        closure = tuple(types.CellType(v) for v in values) or None
+        return types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, closure)
+
+
 def sgd(
     key,
     phi,
@@ -63,7 +135,7 @@ def sgd(
     tol=1e-6,
     max_epochs: int = 1500,
     checks_per_epoch: int = 1,
-    where=None,
+    retain=None,
     trace: bool = False,
     monitor: Optional[Callable[[jax.Array], Any]] = None,
     stop: Optional[Callable[[jax.Array], jax.Array]] = None,
@@ -81,11 +153,13 @@ def sgd(
       max_epochs: stop after this many epochs (full-batch GD: epoch = one step).
       checks_per_epoch: how often per epoch the residual, ``stop`` and ``monitor`` are evaluated
         (each check costs one pass over Phi; the authors checked after every sample).
-      where: optional boolean (N,) mask; only these rows are trained on (others are skipped,
+      retain: optional boolean (N,) mask; only these rows are trained on (others are skipped,
         and do not advance t).
       trace: record the residual at every check.
       monitor: optional ``theta -> pytree of arrays`` recorded at every check (e.g. the gap to
-        a reference). stop: optional ``theta -> bool``; the run ends when it is True.
+        a reference). stop: optional ``theta -> bool``; the run ends when it is True. A fresh
+        lambda per call does not recompile: programs are keyed by the callable's code and the
+        arrays it closes over are passed as data (see :class:`_Callable`).
 
     Returns:
       ``(theta, SGDInfo)``. A divergent run raises ``ValueError``; under jit/vmap, where it
@@ -109,13 +183,10 @@ def sgd(
         )
     if key is None and order == "shuffle" and not full_batch:
         raise ValueError("argument `key`: expected a PRNG key for order='shuffle'; got None")
-    if where is not None:
-        where = jnp.asarray(where)
-        if where.shape != (n,) or where.dtype != bool:
-            raise ValueError(
-                f"argument `where`: expected a boolean mask of shape ({n},); "
-                f"got shape {where.shape} and dtype {where.dtype}"
-            )
+    if retain is not None:
+        retain = _checks.retain_mask(retain, n)
+    monitor_fn, monitor_data = _Callable.split(monitor)
+    stop_fn, stop_data = _Callable.split(stop)
     dtype = jnp.result_type(phi, y, theta0)
     theta, info = _sgd(
         key if key is not None else jax.random.key(0),
@@ -125,14 +196,16 @@ def sgd(
         jnp.asarray(lr, dtype),
         jnp.asarray(decay, dtype),
         jnp.asarray(tol, dtype),
-        jnp.ones(n, bool) if where is None else where,
+        jnp.ones(n, bool) if retain is None else retain,
+        monitor_data,
+        stop_data,
         batch_size=n if full_batch else int(batch_size),
         order="cyclic" if full_batch else order,
         max_epochs=max_epochs,
         checks_per_epoch=checks_per_epoch,
         trace=trace,
-        monitor=monitor,
-        stop=stop,
+        monitor=monitor_fn,
+        stop=stop_fn,
     )
     if _checks.is_concrete(info.diverged) and bool(jnp.any(info.diverged)):
         bound = 2.0 / float(jnp.max(jnp.sum(phi**2, axis=1))) if batch_size == 1 else None
@@ -148,15 +221,17 @@ def sgd(
     jax.jit,
     static_argnames=("batch_size", "order", "max_epochs", "checks_per_epoch", "trace", "monitor", "stop"),
 )
-def _sgd(key, phi, y, theta0, lr, decay, tol, where, *, batch_size, order, max_epochs,
-         checks_per_epoch, trace, monitor, stop):
+def _sgd(key, phi, y, theta0, lr, decay, tol, retain, monitor_data, stop_data, *, batch_size, order,
+         max_epochs, checks_per_epoch, trace, monitor, stop):
+    monitor = None if monitor is None else monitor.join(monitor_data)
+    stop = None if stop is None else stop.join(stop_data)
     n = phi.shape[0]
     B, C = batch_size, checks_per_epoch
     batches_per_check = math.ceil(math.ceil(n / B) / C)
     padded_len = C * batches_per_check * B
     full_batch = B == n
-    n_active = jnp.sum(where)
-    row_weight = where.astype(phi.dtype).reshape((n,) + (1,) * (y.ndim - 1))
+    n_active = jnp.sum(retain)
+    row_weight = retain.astype(phi.dtype).reshape((n,) + (1,) * (y.ndim - 1))
 
     def residual(theta):
         return jnp.linalg.norm((phi @ theta - y) * row_weight)
@@ -164,7 +239,7 @@ def _sgd(key, phi, y, theta0, lr, decay, tol, where, *, batch_size, order, max_e
     def epoch_order(epoch):
         perm = jax.random.permutation(jax.random.fold_in(key, epoch), n) if order == "shuffle" else jnp.arange(n)
         # Trained rows first, in `perm` order; skipped rows last (their positions are masked).
-        perm = perm[jnp.argsort(~where[perm], stable=True)]
+        perm = perm[jnp.argsort(~retain[perm], stable=True)]
         return jnp.concatenate([perm, jnp.full(padded_len - n, n, perm.dtype)])
 
     def run_check(theta, check):
@@ -270,7 +345,14 @@ def gd_iterate(phi, y, theta0, lr, steps):
     if _checks.is_concrete(steps) and not float(steps) >= 0:
         raise ValueError(f"argument `steps`: expected an integer >= 0; got {steps!r}")
     theta_inf = min_norm_solution(phi, y, theta0)
-    _, s, Vt = jnp.linalg.svd(phi, full_matrices=False)
+    _, s, Vt = _linalg.svd(phi)
+    if _checks.is_concrete(lr) and _checks.is_concrete(s):
+        bound = 2.0 / float(jnp.max(s) ** 2)
+        if not float(lr) < bound:
+            raise ValueError(
+                f"argument `lr`: expected a stable step lr < 2 / s_max(Phi)^2 = {bound:.6g} (full-batch GD "
+                f"diverges above it); got {float(lr)!r}"
+            )
     e = theta0 - theta_inf
     coef = Vt @ e
     factor = (1.0 - lr * s**2) ** steps

@@ -110,11 +110,35 @@ def random_relu(num_features: int, *, weight_std: float = 1.0, bias_std: float =
     return FeatureMap(init, apply, kernel, M)
 
 
+def _feature_map(feature_map):
+    if not isinstance(feature_map, FeatureMap):
+        raise ValueError(f"argument `feature_map`: expected a FeatureMap (random_fourier, random_relu); "
+                         f"got {type(feature_map).__name__}")
+
+
+def _inputs(name, x, d=None):
+    x = _checks.array(name, x, ndim=(2,), what="(N, d) batch of inputs")
+    if d is not None and x.shape[1] != d:
+        raise ValueError(f"argument `{name}`: expected inputs of dimension d = {d} (the feature map's); "
+                         f"got shape {tuple(x.shape)}")
+    return x
+
+
 def featurize(feature_map: FeatureMap, params, x: jax.Array) -> jax.Array:
     """Feature matrix ``Phi`` of shape (N, M) for a batch ``x`` of shape (N, d)."""
+    _feature_map(feature_map)
+    W = getattr(params, "W", None)
+    if W is None or getattr(W, "ndim", 0) != 2 or W.shape[1] not in (feature_map.num_features,
+                                                                    feature_map.num_features // 2):
+        raise ValueError(f"argument `params`: expected the parameters drawn by this feature map's init "
+                         f"(weights W of shape (d, M)); got {type(params).__name__}")
+    x = _inputs("x", x, W.shape[0])
     return jax.vmap(feature_map.apply, (None, 0))(params, x)
 
 
 def kernel_matrix(feature_map: FeatureMap, x: jax.Array, x2: jax.Array) -> jax.Array:
     """Analytic kernel matrix ``K[i, j] = k(x_i, x2_j)``, shape (N, N2)."""
+    _feature_map(feature_map)
+    x = _inputs("x", x)
+    x2 = _inputs("x2", x2, x.shape[1])
     return jax.vmap(jax.vmap(feature_map.kernel, (None, 0)), (0, None))(x, x2)

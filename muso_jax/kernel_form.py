@@ -11,8 +11,10 @@ retraining, the retrained model's outputs and MUSO's labels need only the kernel
     \theta_r = \theta_0 + \Phi_r^\top \alpha_r, \qquad
     \alpha_r = (K_{rr} + \epsilon I)^{-1} (y_r - f_{0,r}).
 
-The solve is the library's one Gram solve (:func:`muso_jax.closed_form._solve_gram`: Cholesky,
-falling back to the SVD pseudo-inverse when the Gram is numerically singular). Functions are
+The solve is the library's one Gram solve (:func:`muso_jax._linalg.solve`: Cholesky,
+falling back to the SVD pseudo-inverse when the Gram is numerically singular). Kernels must be
+symmetric positive semi-definite (checked on concrete inputs: a non-symmetric or indefinite
+matrix is not a Gram matrix and would give meaningless, even zero, gaps). Functions are
 pure, accept targets of shape (N,) or (N, K) (K target columns sharing one kernel) and can be
 jitted and vmapped; inputs are validated at the boundary.
 """
@@ -22,16 +24,35 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from muso_jax import _checks
-from muso_jax.closed_form import _solve_gram
+import numpy as np
+
+from muso_jax import _checks, _linalg, gaps
 
 
 def _gram(name, K, n=None, n_name=None):
+    """A square kernel matrix; when concrete, also symmetric and positive semi-definite.
+
+    Tolerances: asymmetry up to sqrt(eps) of the largest entry and eigenvalues down to
+    -sqrt(eps) times the largest, far above the round-off of a computed ``Phi Phi^T``
+    (about N eps) and far below any real asymmetry or indefiniteness.
+    """
     K = _checks.array(name, K, ndim=(2,), what="(N, N) kernel matrix")
     if K.shape[0] != K.shape[1]:
         raise ValueError(f"argument `{name}`: expected a square (N, N) kernel matrix; got shape {tuple(K.shape)}")
     if n is not None:
         _checks.same(n_name, n, name, K.shape[0], "number of rows")
+    if _checks.is_concrete(K):
+        k = np.asarray(K, np.float64)
+        tol = np.sqrt(np.finfo(np.asarray(K).dtype).eps)
+        scale = np.max(np.abs(k))
+        asym = np.max(np.abs(k - k.T))
+        if asym > tol * scale:
+            raise ValueError(f"argument `{name}`: expected a symmetric kernel matrix; got max |K - K^T| = {asym:.3g} "
+                             f"(max |K| = {scale:.3g})")
+        low = np.linalg.eigvalsh((k + k.T) / 2)
+        if low[0] < -tol * max(low[-1], 0.0):
+            raise ValueError(f"argument `{name}`: expected a positive semi-definite kernel matrix; got eigenvalue "
+                             f"{low[0]:.3g} (largest {low[-1]:.3g})")
     return K
 
 
@@ -52,7 +73,7 @@ def _cast(*arrays):
 
 @jax.jit
 def _dual(K_rr, r, ridge):
-    return _solve_gram(K_rr + ridge * jnp.eye(K_rr.shape[0], dtype=K_rr.dtype), r)
+    return _linalg.solve(K_rr + ridge * jnp.eye(K_rr.shape[0], dtype=K_rr.dtype), r)
 
 
 def dual_coefficients(K_rr, y_r, f0_r, *, ridge=0.0):
@@ -105,7 +126,7 @@ def retrain_outputs(K_xr, f0_x, alpha_r):
     return f0_x + K_xr @ alpha_r
 
 
-def muso_labels(K_rr, K_fr, y_r, f0_r, f0_f, *, ridge=0.0):
+def muso_labels_from_kernel(K_rr, K_fr, y_r, f0_r, f0_f, *, ridge=0.0):
     r"""MUSO's optimal labels for the forgetting data, in kernel form.
 
     .. math::
@@ -178,8 +199,9 @@ def relative_gap(K, alpha_u, alpha_r, alpha_p):
              {\sqrt{\operatorname{tr}((\alpha_p-\alpha_r)^\top K (\alpha_p-\alpha_r))}}
 
     ``alpha_u``: the unlearned model, ``alpha_r``: the retrained one (zero on D_f),
-    ``alpha_p``: the original one; all over the same N rows (MUSO, arXiv 2410.08557).
+    ``alpha_p``: the original one; all over the same N rows (MUSO, arXiv 2410.08557). Guarded
+    as :func:`muso_jax.gaps.ratio`: 0 or inf, never NaN, when ``alpha_p`` gives ``theta_r``.
     """
     K, alpha_u, alpha_r = _coefficient_pair(K, alpha_u, alpha_r, ("alpha_u", "alpha_r"))
     alpha_p = _like("alpha_p", alpha_p, alpha_u, "alpha_u").astype(K.dtype)
-    return _gap(K, alpha_u - alpha_r) / _gap(K, alpha_p - alpha_r)
+    return gaps.ratio(_gap(K, alpha_u - alpha_r), _gap(K, alpha_p - alpha_r))

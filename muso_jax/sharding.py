@@ -18,7 +18,7 @@ Two decisions:
   row-sharded ``Phi`` is a ``ShardingTypeError`` (the result would be sharded twice over
   ``"rows"``); the library's kernels carry no ``out_sharding`` annotations, so they need ``Auto``.
 * A row count that the devices do not divide is an error, not padded. Zero rows plus a
-  ``where=`` mask would give the same :func:`min_norm_solution`, but :func:`muso_labels` and
+  ``retain=`` mask would give the same :func:`min_norm_solution`, but :func:`muso_labels` and
   :func:`projector` have no mask (with ridge 0, zero rows make the Gram singular and send them
   to their slower SVD fallback), and :func:`sgd` would draw its per-epoch permutation over the padded count, a
   different sample order from the one-device run. Padding stays the caller's explicit choice.
@@ -71,7 +71,7 @@ def _check_rows(name: str, x, shards: int, where: str) -> None:
         raise ValueError(
             f"argument `{name}`: expected a row count divisible by the {shards} {where}; got {n} "
             f"rows. Drop rows down to {n - n % shards}, or pad zero rows up to {n - n % shards + shards} "
-            f"and pass a `where=` mask to min_norm_solution / sgd"
+            f"and pass a `retain=` mask to min_norm_solution / sgd"
         )
 
 

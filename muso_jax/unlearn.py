@@ -18,7 +18,7 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from muso_jax import _checks
+from muso_jax import _checks, gaps
 from muso_jax.closed_form import UnderParameterizedWarning, _min_norm, full_row_rank
 from muso_jax.dynamics import SGDInfo, sgd
 
@@ -29,7 +29,7 @@ class Certificate(NamedTuple):
     """How far an unlearned ``theta_u`` is from the exact retrained ``theta_r``."""
 
     gap: jax.Array  # ||theta_u - theta_r|| (Frobenius for (M, K) parameters)
-    relative_gap: jax.Array  # gap / ||theta_p - theta_r||: the share of the way still to go
+    relative_gap: jax.Array  # gap / ||theta_p - theta_r||: the share of the way still to go (gaps.ratio)
     delta: jax.Array  # ||theta_u - theta_r||^2 / M, the paper's Delta
     residual_r: jax.Array  # ||Phi_r theta_u - y_r||
     residual_f: jax.Array  # ||Phi_f theta_u - y_f_hat|| on the relabeled D_f (NaN: no D_f used)
@@ -52,8 +52,21 @@ def relabel(key, method: str, phi_r, y_r, phi_f, y_f, theta0, *, ridge=0.0):
     * ``"bad_teacher"``: ``Phi_f w_bd`` with ``w_bd ~ N(0, I)``, the authors' "BT" (a randomly
       drawn linear teacher, after Chundawat et al. 2023);
     * ``"true_labels"``: ``y_f`` unchanged; ``"finetune_retain"``: None (train on D_r alone).
+
+    Shapes: ``phi_r`` (N_r, M), ``y_r`` (N_r[, K]), ``phi_f`` (N_f, M), ``y_f`` (N_f[, K]),
+    ``theta0`` (M[, K]); a mismatch is a ``ValueError`` naming the argument.
     """
     _checks.choice("method", method, set(METHODS))
+    phi_r = _checks.array("phi_r", phi_r, ndim=(2,), what="(N_r, M) feature matrix")
+    y_r = _checks.targets("y_r", y_r, phi_r.shape[0], "phi_r")
+    phi_f = _checks.array("phi_f", phi_f, ndim=(2,), what="(N_f, M) feature matrix")
+    _checks.same("phi_r", phi_r.shape[1], "phi_f", phi_f.shape[1], "feature width M =")
+    y_f = _checks.targets("y_f", y_f, phi_f.shape[0], "phi_f")
+    if y_f.shape[1:] != y_r.shape[1:]:
+        raise ValueError(f"argument `y_f`: expected trailing shape {tuple(y_r.shape[1:])} to match `y_r`; "
+                         f"got {_checks._describe(y_f)}")
+    theta0 = _checks.theta("theta0", theta0, phi_r.shape[1], y_r, "phi_r")
+    _checks.nonnegative("ridge", ridge)
     if method == "muso":
         return phi_f @ _min_norm(phi_r, y_r, theta0, ridge, None)
     if method == "random_labels":
@@ -111,7 +124,7 @@ def unlearn_linear(
     theta_p = _checks.theta("theta_p", theta_p, phi.shape[1], y, "phi")
     _checks.choice("method", method, set(METHODS))
     _checks.nonnegative("ridge", ridge)
-    mask = _checks.forget_mask(forget, phi.shape[0])
+    mask = _checks.forget_set(forget, phi.shape[0])
     n, m = phi.shape
     rank_ok = full_row_rank(phi)
     if n > m or (_checks.is_concrete(rank_ok) and not bool(rank_ok)):
@@ -130,18 +143,18 @@ def unlearn_linear(
     key_labels, key_sgd = jax.random.split(key)
     labels_f = relabel(key_labels, method, phi_r, y_r, phi_f, y_f, theta0, ridge=ridge)
     theta_r = _min_norm(phi_r, y_r, theta0, 0.0, None)
-    where = None if labels_f is not None else jnp.asarray(~mask)
+    retain = None if labels_f is not None else jnp.asarray(~mask)
     y_train = y if labels_f is None else y.at[forget_idx].set(labels_f)
     theta_u, info = sgd(
         key_sgd, phi, y_train, theta_p, lr=lr, decay=decay, batch_size=batch_size, order=order,
-        tol=tol, max_epochs=max_epochs, checks_per_epoch=checks_per_epoch, where=where,
+        tol=tol, max_epochs=max_epochs, checks_per_epoch=checks_per_epoch, retain=retain,
         trace=trace, monitor=monitor, stop=stop,
     )
     gap = jnp.linalg.norm(theta_u - theta_r)
     residual_f = jnp.nan if labels_f is None else jnp.linalg.norm(phi_f @ theta_u - labels_f)
     cert = Certificate(
         gap=gap,
-        relative_gap=gap / jnp.linalg.norm(theta_p - theta_r),
+        relative_gap=gaps.ratio(gap, jnp.linalg.norm(theta_p - theta_r)),
         delta=gap**2 / m,
         residual_r=jnp.linalg.norm(phi_r @ theta_u - y_r),
         residual_f=jnp.asarray(residual_f, dtype),

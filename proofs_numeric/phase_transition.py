@@ -39,13 +39,13 @@ def _run_ratio(key, n, m, epochs):
         masks.append(~forget if labels is None else np.ones(n, bool))
     targets, masks = jnp.stack(targets), jnp.asarray(np.stack(masks))
     # All methods at once: same shapes, so one compiled SGD vmapped over the labelings.
-    sgd_all = jax.vmap(lambda t, w: mj.sgd(k_sgd, phi, t, theta_p, where=w, **sgd_kw)[0])
+    sgd_all = jax.vmap(lambda t, w: mj.sgd(k_sgd, phi, t, theta_p, retain=w, **sgd_kw)[0])
     thetas = sgd_all(targets, masks)
     scale = jnp.linalg.norm(theta_p - theta_r)
     gaps_sgd = np.asarray(jnp.linalg.norm(thetas - theta_r[None], axis=1) / scale)
 
     def limit(t, w):  # the gradient-descent limit from theta_p_limit (least squares if no interpolant)
-        return mj.min_norm_solution(phi, t, theta_p_limit, where=w)
+        return mj.min_norm_solution(phi, t, theta_p_limit, retain=w)
 
     gaps_limit = np.asarray(jnp.linalg.norm(jax.vmap(limit)(targets, masks) - theta_r[None], axis=1)
                             / jnp.linalg.norm(theta_p_limit - theta_r))

@@ -93,7 +93,7 @@ def checks(mesh):
     compare("min_norm_multi_output", mj.min_norm_solution, (phi, Y, Theta0), (phi_s, Y_s, Theta0_s))
     compare("min_norm_ridge", mj.min_norm_solution, (phi, y, theta0), (phi_s, y_s, theta0_s), ridge=1e-3)
     R["min_norm_where"] = rel(
-        mj.min_norm_solution(phi_s, y_s, theta0_s, where=retain_s), mj.min_norm_solution(phi, y, theta0, where=retain)
+        mj.min_norm_solution(phi_s, y_s, theta0_s, retain=retain_s), mj.min_norm_solution(phi, y, theta0, retain=retain)
     )
     compare("muso_labels", mj.muso_labels, (phi_r, y_r, phi_f, theta0), (phi_r_s, y_r_s, phi_f_s, theta0_s))
     compare("projector", mj.projector, (phi_r,), (phi_r_s,))
@@ -110,7 +110,7 @@ def checks(mesh):
         compare(name, lambda *args, **k: mj.sgd(key, *args, **k), (phi, y, theta0), (phi_s, y_s, theta0_s),
                 tol=0.0, **kw)
 
-    # Row count not divisible by 4: the error, and the pad-with-zeros + where= route it suggests.
+    # Row count not divisible by 4: the error, and the pad-with-zeros + retain= route it suggests.
     n_odd = N - 2
     try:
         sh.shard_rows(phi[:n_odd], mesh, name="phi")
@@ -123,7 +123,7 @@ def checks(mesh):
     mask = jnp.arange(n_odd + pad) < n_odd
     R["min_norm_padded_where"] = rel(
         mj.min_norm_solution(sh.shard_rows(phi_pad, mesh), sh.shard_rows(y_pad, mesh), theta0_s,
-                             where=sh.shard_rows(mask, mesh)),
+                             retain=sh.shard_rows(mask, mesh)),
         mj.min_norm_solution(phi[:n_odd], y[:n_odd], theta0),
     )
 

@@ -53,17 +53,29 @@ def test_bad_masks_name_the_argument(forget):
         batched.retrain_many(p.phi, p.y, p.theta0, forget)
 
 
-def test_one_singular_gram_in_the_batch_sends_the_batch_to_the_pseudo_inverse():
-    """Under vmap the Cholesky-or-SVD decision is taken once for the batch; a batch that holds
-    a singular Gram (a repeated row kept) must still equal the one-at-a-time solves."""
+@pytest.mark.parametrize("row", [0, 1])
+def test_empty_or_total_masks_are_refused_like_a_single_forget_set(row):
+    p = problem(3, *SHAPES[0])
+    masks = np.zeros((2, 12), bool)
+    masks[:, 3] = True
+    masks[row] = row == 1  # row 0: empty, row 1: total
+    with pytest.raises(ValueError, match=rf"argument `forget`: .*empty or total masks at rows \[{row}\]"):
+        batched.relabel_many(p.phi, p.y, p.theta0, masks)
+
+
+def test_a_singular_gram_in_the_batch_takes_its_own_pseudo_inverse():
+    """Under vmap each Gram takes its own Cholesky-or-SVD branch (muso_jax._linalg loops over
+    the batch); a batch that holds a singular Gram (a repeated row kept) must equal the
+    one-at-a-time solves."""
     p = problem(4, *SHAPES[0])
     phi = p.phi.at[1].set(p.phi[0])
     masks = np.zeros((3, phi.shape[0]), bool)
+    masks[0, 0] = True  # drops the original of the repeat: nonsingular
     masks[1, 1] = True  # drops the repeat: nonsingular
     masks[2, 5] = True  # keeps it: singular
     theta_r = batched.retrain_many(phi, p.y, p.theta0, masks)
     for b, f in enumerate(masks):
-        expected = mj.min_norm_solution(phi, p.y, p.theta0, where=~f)
+        expected = mj.min_norm_solution(phi, p.y, p.theta0, retain=~f)
         # The SVD pseudo-inverse and the Cholesky solve of a nonsingular Gram agree to ~1e-13.
         assert rel(theta_r[b], expected) < 1e-9
 

@@ -91,7 +91,7 @@ def test_where_mask_equals_solving_on_the_subset():
     p = problem(3, *SHAPES[1], k=3)
     keep = jnp.arange(SHAPES[1][0]) % 3 != 0
     sub = mj.min_norm_solution(p.phi[keep], p.y[keep], p.theta0, ridge=1e-3)
-    masked = mj.min_norm_solution(p.phi, p.y, p.theta0, ridge=1e-3, where=keep)
+    masked = mj.min_norm_solution(p.phi, p.y, p.theta0, ridge=1e-3, retain=keep)
     assert rel(masked, sub) < EXACT
 
 
@@ -157,7 +157,7 @@ def test_numpy_inputs_are_accepted():
         (lambda p: mj.min_norm_solution(p.phi.at[0, 0].set(jnp.nan), p.y, p.theta0), "phi"),
         (lambda p: mj.min_norm_solution(p.phi, p.y.at[1].set(jnp.inf), p.theta0), "y"),
         (lambda p: mj.min_norm_solution(p.phi, p.y, p.theta0, ridge=-1.0), "ridge"),
-        (lambda p: mj.min_norm_solution(p.phi, p.y, p.theta0, where=(p.y > 0)[:-1]), "where"),
+        (lambda p: mj.min_norm_solution(p.phi, p.y, p.theta0, retain=(p.y > 0)[:-1]), "retain"),
         (lambda p: mj.muso_labels(p.phi[:5], p.y[:5], p.phi[5:, :-1], p.theta0), "phi_f"),
         (lambda p: mj.projector(jnp.zeros((0, 3))), "phi_r"),
         (lambda p: mj.projector_labels(p.phi[:5], p.phi[5:], p.theta0, p.theta0[:-2]), "theta_p"),

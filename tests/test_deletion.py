@@ -76,13 +76,13 @@ def test_ridge_stream_equals_the_ridge_closed_form():
     assert float(cert.residual) < 1e-10  # Phi_r theta + eps alpha_r = y_r is the ridge optimality condition
 
 
-def test_deleting_every_row_returns_theta0():
+def test_deleting_every_remaining_row_is_refused_like_a_total_forget_set():
     p = problem(6, 12, 40)
     fact = deletion.fit(p.phi, p.y, p.theta0)
-    fact, _ = deletion.delete(fact, np.arange(6))
-    fact, cert = deletion.delete(fact, np.arange(6, 12))
-    assert int(cert.remaining) == 0
-    assert rel(fact.theta, p.theta0) < 1e-12
+    fact, cert = deletion.delete(fact, np.arange(6))
+    assert int(cert.remaining) == 6
+    with pytest.raises(ValueError, match=r"argument `forget`: expected at least one row to remain"):
+        deletion.delete(fact, np.arange(6, 12))
 
 
 def test_a_certificate_that_would_fail_is_refused_and_leaves_the_state():
@@ -90,17 +90,17 @@ def test_a_certificate_that_would_fail_is_refused_and_leaves_the_state():
     p = problem(7, N, D)
     fact = deletion.fit(p.phi, p.y, p.theta0)
     broken = fact._replace(H=fact.H.at[3, :].set(0.0).at[:, 3].set(0.0))
-    with pytest.raises(ValueError, match=r"argument `rows`.*numerically singular"):
+    with pytest.raises(ValueError, match=r"argument `forget`.*numerically singular"):
         deletion.delete(broken, [3])
     assert bool(np.all(broken.active))
 
 
 @pytest.mark.parametrize("rows, match", [
-    ([60], r"argument `rows`: expected indices in \[0, 60\); got min 60"),
-    ([-1], r"argument `rows`: expected indices in \[0, 60\)"),
-    ([2, 2], r"argument `rows`: expected unique indices; got repeats \[2\]"),
-    ([], r"argument `rows`: expected a non-empty 1-D array"),
-    ([0.5], r"argument `rows`: expected a non-empty 1-D array of integer"),
+    ([60], r"argument `forget`: expected indices in \[0, 60\) \(no negative indices\); got min 60"),
+    ([-1], r"argument `forget`: expected indices in \[0, 60\) \(no negative indices\)"),
+    ([2, 2], r"argument `forget`: expected unique indices; got repeats \[2\]"),
+    ([], r"argument `forget`: expected a non-empty forget set"),
+    ([0.5], r"argument `forget`: expected a boolean mask or integer indices"),
 ])
 def test_bad_rows_name_the_argument(rows, match):
     p = problem(8, N, D)
@@ -112,7 +112,7 @@ def test_bad_rows_name_the_argument(rows, match):
 def test_deleting_a_deleted_row_is_refused():
     p = problem(9, N, D)
     fact, _ = deletion.delete(deletion.fit(p.phi, p.y, p.theta0), [4, 9])
-    with pytest.raises(ValueError, match=r"argument `rows`: expected rows still in the training set; "
+    with pytest.raises(ValueError, match=r"argument `forget`: expected rows still in the training set; "
                                          r"got already-deleted rows \[9\]"):
         deletion.delete(fact, [1, 9])
 

@@ -55,7 +55,7 @@ def test_where_mask_equals_training_on_the_subset():
     p = problem(2, *SHAPES[1])
     keep = jnp.arange(SHAPES[1][0]) % 4 != 1
     kw = dict(lr=1.0, decay=0.2, order="cyclic", tol=1e-11, max_epochs=500)
-    a, ia = mj.sgd(None, p.phi, p.y, p.theta0, where=keep, **kw)
+    a, ia = mj.sgd(None, p.phi, p.y, p.theta0, retain=keep, **kw)
     b, ib = mj.sgd(None, p.phi[keep], p.y[keep], p.theta0, **kw)
     # Identical update sequence (cyclic order over the kept rows, same t): equal to round-off.
     assert rel(a, b) < 1e-13
@@ -130,7 +130,7 @@ def test_float32_stays_float32_with_a_numpy_float64_step():
         (dict(max_epochs=0), "max_epochs"),
         (dict(checks_per_epoch=2, batch_size=None), "checks_per_epoch"),
         (dict(key=None), "key"),
-        (dict(where=jnp.ones(3, bool)), "where"),
+        (dict(retain=jnp.ones(3, bool)), "retain"),
         (dict(phi=jnp.full((12, 80), jnp.nan)), "phi"),
     ],
 )

@@ -44,7 +44,7 @@ def test_dual_coefficients_give_the_min_norm_retrain(seed, shape, k):
 def test_muso_labels_match_the_feature_form(seed, shape, k):
     p = problem(seed, *shape, k=k)
     r, f, K, f0 = _split(p)
-    labels = kf.muso_labels(K[r, r], K[f, r], p.y[r], f0[r], f0[f])
+    labels = kf.muso_labels_from_kernel(K[r, r], K[f, r], p.y[r], f0[r], f0[f])
     assert rel(labels, mj.muso_labels(p.phi[r], p.y[r], p.phi[f], p.theta0)) < EXACT
 
 
@@ -53,9 +53,9 @@ def test_ridge_matches_the_feature_form(seed, shape):
     p = problem(seed, *shape, k=3)
     r, f, K, f0 = _split(p)
     eps = 0.3  # large enough to move the answer by far more than the tolerance
-    labels = kf.muso_labels(K[r, r], K[f, r], p.y[r], f0[r], f0[f], ridge=eps)
+    labels = kf.muso_labels_from_kernel(K[r, r], K[f, r], p.y[r], f0[r], f0[f], ridge=eps)
     assert rel(labels, mj.muso_labels(p.phi[r], p.y[r], p.phi[f], p.theta0, ridge=eps)) < EXACT
-    assert rel(labels, kf.muso_labels(K[r, r], K[f, r], p.y[r], f0[r], f0[f])) > 1e-3
+    assert rel(labels, kf.muso_labels_from_kernel(K[r, r], K[f, r], p.y[r], f0[r], f0[f])) > 1e-3
 
 
 @given(seeds, shapes, classes)
@@ -75,10 +75,23 @@ def test_parameter_gap_is_the_explicit_norm(seed, shape, k):
     assert float(kf.parameter_gap(K, alpha_a, alpha_a)) == 0.0
 
 
-def test_gap_is_clipped_at_zero_not_nan():
-    """A quadratic form that round-off (or an indefinite input) makes negative gives 0, not NaN."""
-    K = -jnp.eye(3)
-    assert float(kf.parameter_gap(K, jnp.ones(3), jnp.zeros(3))) == 0.0
+@pytest.mark.parametrize("K, what", [(-jnp.eye(3), "positive semi-definite"),
+                                     (jnp.array([[1.0, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]), "symmetric")])
+def test_a_kernel_that_is_not_a_gram_matrix_is_refused(K, what):
+    """An indefinite or non-symmetric K is no kernel: it used to give a gap of 0.0."""
+    with pytest.raises(ValueError, match=rf"argument `K`: expected a {what} kernel"):
+        kf.parameter_gap(K, jnp.ones(3), jnp.zeros(3))
+    with pytest.raises(ValueError, match=rf"argument `K_rr`: expected a {what} kernel"):
+        kf.dual_coefficients(K, jnp.ones(3), jnp.zeros(3))
+
+
+def test_round_off_below_zero_is_clipped_not_nan():
+    """A PSD kernel of rank 1 whose quadratic form round-off can push below zero gives >= 0."""
+    v = jnp.array([1.0, 2.0, 3.0])
+    K = jnp.outer(v, v)
+    d = jnp.array([2.0, -1.0, 0.0])  # K d = 0 exactly in exact arithmetic
+    gap = float(kf.parameter_gap(K, d, jnp.zeros(3)))
+    assert np.isfinite(gap) and gap >= 0.0
 
 
 def test_jit_equals_eager_and_vmap_equals_loop():
@@ -95,7 +108,7 @@ def test_jit_equals_eager_and_vmap_equals_loop():
     def all_of_them(Krr, Kfr, K, y_r, f0, f0_r, f0_f):
         alpha_r = kf.dual_coefficients(Krr, y_r, f0_r, ridge=1e-8)
         padded = jnp.zeros_like(f0).at[r].set(alpha_r)
-        return (alpha_r, kf.retrain_outputs(Kfr, f0_f, alpha_r), kf.muso_labels(Krr, Kfr, y_r, f0_r, f0_f),
+        return (alpha_r, kf.retrain_outputs(Kfr, f0_f, alpha_r), kf.muso_labels_from_kernel(Krr, Kfr, y_r, f0_r, f0_f),
                 kf.parameter_gap(K, padded, f0), kf.relative_gap(K, f0, padded, 2 * f0))
 
     args = (Krr, Kfr, K, y_r, f0, f0_r, f0_f)
@@ -137,9 +150,9 @@ def test_bad_inputs_raise_naming_the_argument():
     with pytest.raises(ValueError, match="`K_rr`.*finite"):
         kf.dual_coefficients(Krr.at[0, 0].set(jnp.nan), y_r, f0_r)
     with pytest.raises(ValueError, match="`K_fr`.*columns"):
-        kf.muso_labels(Krr, Kfr[:, :-1], y_r, f0_r, f0_f)
+        kf.muso_labels_from_kernel(Krr, Kfr[:, :-1], y_r, f0_r, f0_f)
     with pytest.raises(ValueError, match="`f0_f`.*trailing"):
-        kf.muso_labels(Krr, Kfr, y_r, f0_r, f0_f[:, 0:1])
+        kf.muso_labels_from_kernel(Krr, Kfr, y_r, f0_r, f0_f[:, 0:1])
     with pytest.raises(ValueError, match="`f0_x`.*number of rows"):
         kf.retrain_outputs(Kfr, f0_f[:-1], y_r)
     with pytest.raises(ValueError, match="`alpha_b`.*shape"):
