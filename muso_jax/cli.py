@@ -187,10 +187,11 @@ def _linear(args) -> int:
           f"{'converged':>10}")
     for key, row in zip(linear.ROWS, rows):
         done = f"{int(np.sum(results[key].converged))}/{reps}"
-        print(f"{row['method']:9} {_fmt(row['ta'], row['ta_std'], '6.2f'):>15} {_fmt(row['fa'], row['fa_std'], '6.2f'):>15} "
-              f"{_fmt(row['delta'], row['delta_std'], '.2e'):>31} {_fmt(row['epochs'], row['epochs_std'], '5.0f'):>13} "
-              f"{done:>10}")
-    stopped = ", ".join(f"{linear.NAMES[k]} {int(np.sum(results[k].stopped))}/{reps}" for k in ("random_labels", "bad_teacher"))
+        print(f"{row['method']:9} {_fmt(row['ta'], row['ta_std'], '6.2f'):>15} "
+              f"{_fmt(row['fa'], row['fa_std'], '6.2f'):>15} {_fmt(row['delta'], row['delta_std'], '.2e'):>31} "
+              f"{_fmt(row['epochs'], row['epochs_std'], '5.0f'):>13} {done:>10}")
+    stopped = ", ".join(f"{linear.NAMES[k]} {int(np.sum(results[k].stopped))}/{reps}"
+                        for k in ("random_labels", "bad_teacher"))
     print(f"converged: ||Phi theta - y|| <= --tol within --max-epochs. Am and BT stop early by design once "
           f"|FA - FA(Retrain)| <= --stop-window (stopped early: {stopped}).")
     diverged = [linear.NAMES[k] for k in linear.ROWS

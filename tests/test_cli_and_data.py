@@ -70,8 +70,8 @@ def _blocker(tmp_path):
     return blocker
 
 
-TINY_LINEAR = ["linear", "--data", "digits", "--frequencies", "20", "--reps", "1", "--n-train", "40", "--n-retain", "20",
-               "--max-epochs", "2"]
+TINY_LINEAR = ["linear", "--data", "digits", "--frequencies", "20", "--reps", "1", "--n-train", "40",
+               "--n-retain", "20", "--max-epochs", "2"]
 
 
 @pytest.mark.parametrize("command, flag, leaf", [
@@ -147,6 +147,19 @@ def test_ctrl_c_exits_130_with_one_line(monkeypatch, capsys):
     assert cli.main(["linear"]) == 130
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "interrupted" in err and "Traceback" not in err
+
+
+def test_warnings_print_as_one_line_naming_the_command(monkeypatch, capsys):
+    import warnings
+
+    def warns(args):
+        warnings.warn("argument `cache`: entry x: config.json is missing; training again", UserWarning)
+        return 0
+
+    monkeypatch.setattr(cli, "_linear", warns)
+    assert cli.main(["linear"]) == 0
+    assert capsys.readouterr().err == "muso linear: warning: argument --cache: entry x: config.json is missing; " \
+                                      "training again\n"
 
 
 @pytest.mark.parametrize("bad, flag, internal", [

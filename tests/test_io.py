@@ -59,7 +59,8 @@ def test_check_writable_refuses_early_and_creates_nothing(tmp_path):
         files.check_writable(blocker, name="out", folder=True)
     with pytest.raises(ValueError, match="`json`.*existing folder"):
         files.check_writable(tmp_path, name="json")
-    assert files.check_writable(tmp_path / "new" / "deeper" / "r.json", name="json") == tmp_path / "new" / "deeper" / "r.json"
+    deep = tmp_path / "new" / "deeper" / "r.json"
+    assert files.check_writable(deep, name="json") == deep
     assert sorted(p.name for p in tmp_path.iterdir()) == ["some_file.txt"]  # nothing created
     if os.geteuid() != 0:  # root writes into read-only folders
         locked = tmp_path / "locked"
@@ -140,7 +141,8 @@ def _train(store, description=None, key=0, x=None, y=None, **kw):
     batches = []
     if x is None:
         x, y = _toy()
-    net, seconds = store.trained(description or dict(role="original"), jax.random.key(key), _net0(), x, y, CFG,
+    net, seconds = store.trained(jax.random.key(key), _net0(), x, y, CFG,
+                                 description=description or dict(role="original"),
                                  on_batch=lambda *a: batches.append(1), **kw)
     return net, seconds, len(batches)
 
@@ -163,7 +165,7 @@ def test_cache_hit_and_a_key_of_the_data_not_of_a_path(tmp_path):
 def test_corrupt_or_deleted_config_is_a_miss_with_a_warning_naming_the_file(tmp_path):
     store = NetworkCache(tmp_path / "c")
     reference, _, _ = _train(store)
-    folder = store.entry(dict(role="original"), jax.random.key(0), _net0(), *_toy(), CFG)
+    folder = store.entry(jax.random.key(0), _net0(), *_toy(), CFG, description=dict(role="original"))
     (folder / "config.json").write_text("{not json")
     with pytest.warns(CacheWarning, match=r"config.json cannot be read.*training again"):
         net, _, trained = _train(store)
@@ -183,8 +185,8 @@ def test_swapped_final_files_are_detected_and_retrained(tmp_path):
     store = NetworkCache(tmp_path / "c")
     a, _, _ = _train(store, dict(role="a"))
     b, _, _ = _train(store, dict(role="b"), key=1)
-    fa = store.entry(dict(role="a"), jax.random.key(0), _net0(), *_toy(), CFG) / "final.npz"
-    fb = store.entry(dict(role="b"), jax.random.key(1), _net0(), *_toy(), CFG) / "final.npz"
+    fa = store.entry(jax.random.key(0), _net0(), *_toy(), CFG, description=dict(role="a")) / "final.npz"
+    fb = store.entry(jax.random.key(1), _net0(), *_toy(), CFG, description=dict(role="b")) / "final.npz"
     data_a = fa.read_bytes()
     fa.write_bytes(fb.read_bytes())
     fb.write_bytes(data_a)
@@ -206,7 +208,7 @@ def test_cached_training_resumes_after_an_interruption_and_checks_the_checkpoint
 
     with pytest.raises(KeyboardInterrupt):
         _train(store, dict(role="b"), on_epoch=interrupt)
-    folder = store.entry(dict(role="b"), jax.random.key(0), _net0(), *_toy(), CFG)
+    folder = store.entry(jax.random.key(0), _net0(), *_toy(), CFG, description=dict(role="b"))
     assert (folder / "checkpoint.npz").exists() and not (folder / "manifest.json").exists()
     resumed, _, trained = _train(store, dict(role="b"))
     assert trained == 5 and _same(reference, resumed)  # one epoch of 40 / 8 batches left
@@ -214,7 +216,7 @@ def test_cached_training_resumes_after_an_interruption_and_checks_the_checkpoint
 
     with pytest.raises(KeyboardInterrupt):
         _train(store, dict(role="c"), on_epoch=interrupt)
-    folder = store.entry(dict(role="c"), jax.random.key(0), _net0(), *_toy(), CFG)
+    folder = store.entry(jax.random.key(0), _net0(), *_toy(), CFG, description=dict(role="c"))
     (folder / "checkpoint.npz").write_bytes(b"garbage")
     with pytest.warns(CacheWarning, match="checkpoint.*does not match.*training from epoch 0"):
         restarted, _, trained = _train(store, dict(role="c"))

@@ -126,17 +126,19 @@ class NetworkCache:
         for sub in [self.folder, *[p for p in self.folder.iterdir() if p.is_dir()]]:
             clean_stale_temps(sub)
 
-    def key(self, description: dict, key, net0, x, y, cfg) -> dict:
+    def entry_key(self, key, net0, x, y, cfg, *, description: dict) -> dict:
         """The entry key of a training run (what :meth:`trained` stores as ``config.json``)."""
         return plain(dict(format=FORMAT, description=description, train=cfg._asdict(), data=fingerprint(x, y),
                           init=fingerprint(*jax.tree.leaves(net0)), key=fingerprint(jax.random.key_data(key))))
 
-    def entry(self, description: dict, key, net0, x, y, cfg) -> Path:
+    def entry(self, key, net0, x, y, cfg, *, description: dict) -> Path:
         """The folder of the entry of a training run (it may not exist yet)."""
-        text = json.dumps(self.key(description, key, net0, x, y, cfg), sort_keys=True)
-        return self.folder / hashlib.sha256(text.encode()).hexdigest()[:24]
+        return self._folder(self.entry_key(key, net0, x, y, cfg, description=description))
 
-    def trained(self, description: dict, key, net0, x, y, cfg, *, on_epoch=None, on_batch=None):
+    def _folder(self, key: dict) -> Path:
+        return self.folder / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+
+    def trained(self, key, net0, x, y, cfg, *, description: dict, on_epoch=None, on_batch=None):
         """The network trained from ``net0`` on ``(x, y)`` with ``nn.train.train(key, ...)``,
         from the cache when a complete, intact entry is there.
 
@@ -145,8 +147,8 @@ class NetworkCache:
         """
         from muso_jax.nn.train import make_optimizer, steps_per_epoch, train
 
-        wanted = self.key(description, key, net0, x, y, cfg)
-        folder = self.entry(description, key, net0, x, y, cfg)
+        wanted = self.entry_key(key, net0, x, y, cfg, description=description)  # hashes the arrays: once
+        folder = self._folder(wanted)
         folder.mkdir(exist_ok=True)
         config, manifest = folder / "config.json", folder / "manifest.json"
         final, ckpt, ckpt_info = folder / "final.npz", folder / "checkpoint.npz", folder / "checkpoint.json"

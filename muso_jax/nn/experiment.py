@@ -64,7 +64,7 @@ def run(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progress=None, o
     smallest Avg. Gap to Retrain on a validation half of the held-out images; all reported
     metrics then use the other half only (the test split is never used for selection).
 
-    ``cache``: an object whose ``trained(description, key, net0, x, y, train_cfg, on_batch=)``
+    ``cache``: an object whose ``trained(key, net0, x, y, train_cfg, *, description, on_batch)``
     returns ``(net, seconds)`` (``muso_jax.io.cache.NetworkCache``), for Original and Retrain;
     ``None`` trains both here. ``progress(stage, total_batches)`` returns a bar with ``update()``
     and ``close()`` (e.g. ``tqdm``); a stage whose network comes from the cache closes its bar
@@ -103,7 +103,7 @@ def run(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progress=None, o
     def fit(description, x, y, tick):
         """(net, seconds) of the training from net0 on (x, y), from the cache when given."""
         if cache is not None:
-            return cache.trained(dict(base, **description), key, net0, x, y, setup.train, on_batch=tick)
+            return cache.trained(key, net0, x, y, setup.train, description=dict(base, **description), on_batch=tick)
         started = time.perf_counter()
         net = jax.block_until_ready(train(key, net0, x, y, setup.train, on_batch=tick))
         return net, time.perf_counter() - started
