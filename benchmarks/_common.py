@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import muso_jax as mj
-from muso_jax import report
+from muso_jax.io import figures, reports
 
 IN_DIM = 16
 
@@ -64,9 +64,9 @@ def loglog_slope(xs, ys) -> float:
 
 def save(out, name: str, payload: dict, fig=None):
     payload = dict(payload, device=device(), date=time.strftime("%Y-%m-%d"))
-    paths = [report.write_json(out / f"{name}.json", payload)]
+    paths = [reports.write_json(out / f"{name}.json", payload)]
     if fig is not None:
-        paths.append(report.save_figure(fig, out / f"{name}.png"))
+        paths.append(figures.save_figure(fig, out / f"{name}.png"))
     return paths
 
 

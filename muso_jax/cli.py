@@ -1,19 +1,110 @@
-"""The ``muso`` command. The only module that parses arguments, prints, plots or writes files.
+"""The ``muso`` command. The only module that parses arguments and prints; files, figures and
+the network cache are written through ``muso_jax.io``.
 
     muso linear [options]   the MUSO authors' linear experiment (MNIST 3 vs 7, RFF, +-1 labels)
     muso verify [options]   numerical verification of every theoretical result, with a report
     muso unlearn [options]  MUSO on a Flax network against Original and Retrain, protocol metrics
     muso compare [options]  Retrain, Original, MUSO and every baseline on the same splits
+
+Every command checks its output paths and arguments before any long work. Errors name the
+flag (library errors name the library's argument; :data:`FLAGS` translates), exit status 2;
+Ctrl-C exits with status 130 and one line; a diverged ``muso linear`` run exits with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
+
+# Library argument names (as ``ValueError`` messages spell them, in backticks) -> the flag
+# that sets them. Applied to every error the CLI reports; names not listed are left as they are.
+FLAGS = {
+    # muso linear: experiments.linear.Config and data.load_binary
+    "dataset": "--data", "classes": "--classes", "n_train": "--n-train", "n_retain": "--n-retain",
+    "num_frequencies": "--frequencies", "sigma": "--sigma", "reps": "--reps", "lr": "--lr", "decay": "--decay",
+    "tol": "--tol", "max_epochs": "--max-epochs", "checks_per_epoch": "--checks-per-epoch", "ridge": "--ridge",
+    "init_ridge": "--init-ridge", "stop_window": "--stop-window", "figure": "--figure",
+    # muso unlearn / compare: data.load_images, data.forget_mask, nn.experiment.Setup, nn.train.TrainConfig
+    "name": "--data", "path": "--path", "scale": "--scale", "model": "--model", "scenario": "--scenario",
+    "percent": "--forget", "cls": "--cls", "fine": "--cls", "dtype": "--dtype", "train.epochs": "--epochs",
+    "muso_epochs": "--muso-epochs", "muso_lr": "--muso-lr", "muso.epochs": "--muso-epochs",
+    "muso.lr": "--muso-lr", "projector": "--projector", "kernel": "--ntk-kernel",
+    "methods": "--methods", "cache": "--cache",
+    # several commands
+    "seed": "--seed", "seeds": "--seeds", "json": "--json", "out": "--out",
+}
+
+# jax.random.key keeps only the low 32 bits of a seed without x64 (seeds 2**32 and 0 give one
+# key) and overflows at 2**63 with it: one range, valid in both modes.
+SEED_LIMIT = 2**32
+
+
+def flag_names(message: str) -> str:
+    """``message`` with every backticked library argument of :data:`FLAGS` replaced by its flag."""
+    return re.sub(r"`([A-Za-z_][\w.]*)`", lambda m: FLAGS.get(m[1], m[0]), message)
+
+
+def _check_seeds(seed: int, count: int = 1) -> None:
+    if not 0 <= seed < SEED_LIMIT:
+        raise ValueError(f"argument `seed`: expected an integer in [0, 2**32); got {seed}")
+    if count < 1:
+        raise ValueError(f"argument `seeds`: expected an integer >= 1; got {count}")
+    if seed + count > SEED_LIMIT:
+        raise ValueError(f"argument `seeds`: expected --seed + --seeds - 1 < 2**32 (the seeds run are "
+                         f"seed .. seed+N-1); got seed {seed} and {count} seeds")
+
+
+def _check_outputs(*outputs) -> None:
+    """Refuse, before any work, an output that cannot be written: ``(dest, path, folder)`` each."""
+    from muso_jax.io import files
+
+    for dest, path, folder in outputs:
+        files.check_writable(path, name=dest, folder=folder)
+
+
+class _Lines:
+    """Progress for a log file or CI (stderr is not a terminal): plain lines, no carriage-return frames.
+    ``set_postfix_str`` prints a line; ``close`` prints one summary line."""
+
+    def __init__(self, desc: str, unit: str):
+        self.desc, self.unit, self.n, self.closed = desc, unit, 0, False
+        self.started = time.perf_counter()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def set_postfix_str(self, text: str) -> None:
+        print(f"{self.desc}: {text}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        units = self.unit if self.n == 1 else self.unit + ("es" if self.unit.endswith("ch") else "s")
+        done = f"{self.n} {units} in {time.perf_counter() - self.started:.1f} s" if self.n else "loaded from the cache"
+        print(f"{self.desc}: {done}", file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _progress(desc: str, total: int, unit: str, leave: bool = True):
+    """A tqdm bar on a terminal; one plain line per stage otherwise."""
+    if not sys.stderr.isatty():
+        return _Lines(desc, unit)
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, leave=leave)
 
 
 
@@ -52,14 +143,15 @@ def _fmt(mean, std, spec):
 
 
 def _linear(args) -> int:
+    config_json = args.json.with_suffix(".config.json")
+    _check_outputs(("json", args.json, False), ("json", config_json, False), ("figure", args.figure, False))
+    _check_seeds(args.seed)
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    from tqdm import tqdm
-
-    from muso_jax import report
     from muso_jax.data import load_binary
     from muso_jax.experiments import linear
+    from muso_jax.io import figures, reports
 
     data = load_binary(args.data, tuple(args.classes), n_train=args.n_train, seed=args.seed)
     n_train = len(data.y_train)
@@ -72,7 +164,7 @@ def _linear(args) -> int:
     print(f"data: {data.description}; N_r = {n_retain}, N_f = {n_train - n_retain}, "
           f"M = {2 * args.frequencies}, {args.reps} repetitions (vmapped)")
     start = time.perf_counter()
-    with tqdm(total=len(linear.ROWS) + 1, desc="linear", unit="stage") as bar:
+    with _progress("linear", len(linear.ROWS) + 1, "stage") as bar:
         def on_stage(name):
             bar.set_postfix_str(f"{name} done")
             bar.update()
@@ -91,33 +183,44 @@ def _linear(args) -> int:
         row["stopped_early"] = float(np.mean(r.stopped))
         rows.append(row)
 
-    print(f"\n{'method':9} {'TA':>15} {'FA':>15} {'Delta = ||theta - theta_r||^2/M':>31} {'epochs':>13}")
-    for row in rows:
-        print(f"{row['method']:9} {_fmt(row['ta'], row['ta_std'], '.3f'):>15} {_fmt(row['fa'], row['fa_std'], '.3f'):>15} "
-              f"{_fmt(row['delta'], row['delta_std'], '.2e'):>31} {_fmt(row['epochs'], row['epochs_std'], '5.0f'):>13}")
+    reps = config.reps
+    print(f"\n{'method':9} {'TA (%)':>15} {'FA (%)':>15} {'Delta = ||theta - theta_r||^2/M':>31} {'epochs':>13} "
+          f"{'converged':>10}")
+    for key, row in zip(linear.ROWS, rows):
+        done = f"{int(np.sum(results[key].converged))}/{reps}"
+        print(f"{row['method']:9} {_fmt(row['ta'], row['ta_std'], '6.2f'):>15} "
+              f"{_fmt(row['fa'], row['fa_std'], '6.2f'):>15} {_fmt(row['delta'], row['delta_std'], '.2e'):>31} "
+              f"{_fmt(row['epochs'], row['epochs_std'], '5.0f'):>13} {done:>10}")
+    stopped = ", ".join(f"{linear.NAMES[k]} {int(np.sum(results[k].stopped))}/{reps}"
+                        for k in ("random_labels", "bad_teacher"))
+    print(f"converged: ||Phi theta - y|| <= --tol within --max-epochs. Am and BT stop early by design once "
+          f"|FA - FA(Retrain)| <= --stop-window (stopped early: {stopped}).")
+    diverged = [linear.NAMES[k] for k in linear.ROWS
+                if not (np.all(np.isfinite(results[k].delta)) and np.all(np.isfinite(results[k].ta)))]
+    if diverged:
+        raise ValueError(f"argument `lr`: expected a step size at which SGD stays finite; got {args.lr:g}, and "
+                         f"{', '.join(diverged)} diverged (non-finite parameters); nothing written. Try a smaller "
+                         f"--lr (or a larger --decay)")
     by = {row["method"]: row for row in rows}
     worst = min(by[m]["delta"] for m in ("Original", "Am", "BT"))
     print(f"\nDelta(MUSO) is {worst / max(by['MUSO']['delta'], 1e-300):.2g} times below the smallest of "
           f"Original, Am, BT. theta_r is the closed-form retrain oracle; TA/FA use sign(f). {elapsed:.0f} s.")
-    if by["Retrain"]["ta"] < 0.6:
-        print(f"note: TA of Retrain is {by['Retrain']['ta']:.2f}, near chance. At sigma = {args.sigma:g} the RFF kernel "
-              "between distinct images is ~0 (features nearly orthogonal), so no model generalizes; exactness "
-              "does not depend on it. --sigma 1000 gives TA ~ 0.98 on MNIST 3 vs 7 raw pixels.")
+    if by["Retrain"]["ta"] < 60:
+        print(f"note: TA of Retrain is {by['Retrain']['ta']:.1f}%, near chance. At sigma = {args.sigma:g} the RFF "
+              "kernel between distinct images is ~0 (features nearly orthogonal), so no model generalizes; exactness "
+              "does not depend on it. --sigma 1000 gives TA ~ 98% on MNIST 3 vs 7 raw pixels.")
 
-    report.write_json(args.json, rows)
-    report.write_json(args.json.with_suffix(".config.json"), dict(config._asdict(), data=data.description))
-    report.save_figure(_linear_figure(results, config, linear), args.figure)
-    print(f"wrote {args.json}, {args.json.with_suffix('.config.json')} and {args.figure}")
+    reports.write_json(args.json, rows)
+    reports.write_json(config_json, dict(config._asdict(), data=data.description))
+    figures.save_figure(_linear_figure(results, config, linear), args.figure)
+    print(f"wrote {args.json}, {config_json} and {args.figure}")
     return 0
 
 
 def _linear_figure(results, config, linear):
-    import matplotlib
+    from muso_jax.io import figures
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = figures.pyplot().subplots(1, 2, figsize=(11, 4))
     for key in linear.ROWS:
         r = results[key]
         for ax, trace in zip(axes, (r.delta_trace, r.residual_trace)):
@@ -152,27 +255,30 @@ def _verify_parser(sub):
 
 
 def _verify(args) -> int:
+    _check_outputs(("out", args.out, True))
+    _check_seeds(args.seed)
     import importlib
     import traceback
 
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    from tqdm import tqdm
-
     import proofs_numeric
-    from muso_jax import report
+    from muso_jax.io import reports
     from proofs_numeric import _common
 
     key = jax.random.key(args.seed)
     results, failures = [], []
     start = time.perf_counter()
-    for i, name in enumerate(tqdm(proofs_numeric.MODULES, desc="verify", unit="result")):
-        module = importlib.import_module(f"proofs_numeric.{name}")
-        try:
-            results.append(module.main(jax.random.fold_in(key, i), args.out, size=args.size))
-        except Exception:  # noqa: BLE001 - a crashed check is a FAIL, reported; the others still run
-            failures.append((name, traceback.format_exc()))
+    with _progress("verify", len(proofs_numeric.MODULES), "result") as bar:
+        for i, name in enumerate(proofs_numeric.MODULES):
+            module = importlib.import_module(f"proofs_numeric.{name}")
+            try:
+                results.append(module.main(jax.random.fold_in(key, i), args.out, size=args.size))
+            except Exception:  # noqa: BLE001 - a crashed check is a FAIL, reported; the others still run
+                failures.append((name, traceback.format_exc()))
+            bar.set_postfix_str(f"{name} done")
+            bar.update()
     elapsed = time.perf_counter() - start
 
     print(f"\n{'result':<20} {'verdict':<7} statement: measured  [tolerance]")
@@ -197,7 +303,7 @@ def _verify(args) -> int:
         lines += [f'<a id="{r.name}"></a>\n', _common.lesson(r)]
     for name, tb in failures:
         lines += [f"## {name} (FAIL: crashed)\n", "```", tb, "```\n"]
-    path = report.write_text(args.out / "report.md", "\n".join(lines))
+    path = reports.write_text(args.out / "report.md", "\n".join(lines))
     print(f"\n{'all PASS' if ok else 'FAILURES'} in {elapsed:.0f} s; report: {path}")
     return 0 if ok else 1
 
@@ -205,6 +311,9 @@ def _verify(args) -> int:
 def _add_setup_args(p):
     p.add_argument("--data", default="digits", help="digits (default), mnist, cifar10, cifar100, npz")
     p.add_argument("--path", default=None, help="folder of the CIFAR pickle archive, or the .npz file")
+    p.add_argument("--scale", default="auto", choices=["auto", "255", "none"],
+                   help="pixels of --path files: auto (default: divide by 255 when the training pixels lie in "
+                        "[0, 255] with max > 1), 255, none")
     p.add_argument("--model", default="mlp", help="mlp (default), cnn, resnet18")
     p.add_argument("--scenario", default="random", help="random (default), class, subclass")
     p.add_argument("--forget", type=float, default=10.0, help="percent forgotten (random scenario)")
@@ -222,7 +331,8 @@ def _add_setup_args(p):
                    help="muso-ntk kernel: one logit's NTK (default), the mean over logits (K x cost), the full "
                         "multi-output NTK (exact; small networks only)")
     p.add_argument("--ntk-alternate", action="store_true", help="muso-ntk: recompute the kernel every epoch")
-    p.add_argument("--cache", type=Path, default=Path("results/cache"), help="trained networks, keyed by config")
+    p.add_argument("--cache", type=Path, default=Path("results/cache"),
+                   help="trained networks, keyed by their data, initialization and configuration")
 
 
 def _unlearn_parser(sub):
@@ -248,31 +358,47 @@ def _compare_parser(sub):
     p.set_defaults(run=_compare)
 
 
-def _run_seeds(args, others=None, tune=False):
+def _muso_config(args):
+    """The authors' MUSO defaults for the scenario, with the flags given (0 is refused, never ignored)."""
+    from muso_jax.nn import muso
+
+    if args.muso_epochs is not None and args.muso_epochs < 1:
+        raise ValueError(f"argument `muso_epochs`: expected an integer >= 1 (MUSO fine-tunes for at least one "
+                         f"epoch); got {args.muso_epochs}")
+    if args.muso_lr is not None and not (math.isfinite(args.muso_lr) and args.muso_lr > 0):
+        raise ValueError(f"argument `muso_lr`: expected a finite number > 0; got {args.muso_lr}")
+    cfg = muso.MusoConfig() if args.scenario == "random" else muso.CLASS_DEFAULTS
+    given = dict(epochs=args.muso_epochs, lr=args.muso_lr)
+    return cfg._replace(soft=args.soft, projector=args.projector, **{k: v for k, v in given.items() if v is not None})
+
+
+def _check_setup(args):
+    """Every check of the network commands' arguments that needs no data; returns (MUSO config, cache)."""
+    from muso_jax.io.cache import NetworkCache
+    from muso_jax.nn.train import TrainConfig, check_config
+
+    _check_seeds(args.seed, args.seeds)
+    check_config(TrainConfig(epochs=args.epochs))
+    return _muso_config(args), NetworkCache(args.cache)
+
+
+def _run_seeds(args, cfg, cache, others=None, tune=False):
     """Run the experiment for every seed; returns the per-seed results."""
     import jax
-    from tqdm import tqdm
 
-    from muso_jax.nn import experiment, muso
+    from muso_jax.nn import experiment
     from muso_jax.nn.train import TrainConfig
 
     if args.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
-    if args.seeds < 1:
-        raise ValueError(f"argument `seeds`: expected an integer >= 1; got {args.seeds}")
-    cfg = muso.MusoConfig() if args.scenario == "random" else muso.CLASS_DEFAULTS
-    cfg = cfg._replace(soft=args.soft, projector=args.projector,
-                       **({"epochs": args.muso_epochs} if args.muso_epochs else {}),
-                       **({"lr": args.muso_lr} if args.muso_lr else {}))
     runs = []
     for seed in range(args.seed, args.seed + args.seeds):
         setup = experiment.Setup(data=args.data, path=args.path, model=args.model, scenario=args.scenario,
                                  forget=args.forget, cls=args.cls, seed=seed, train=TrainConfig(epochs=args.epochs),
-                                 dtype=args.dtype)
-        progress = lambda stage, total, seed=seed: tqdm(total=total, desc=f"seed {seed} {stage}", unit="batch",
-                                                       leave=False)
-        runs.append(experiment.run(setup, cfg, args.cache, progress=progress, others=others, tune=tune))
-    return runs, cfg
+                                 dtype=args.dtype, scale=args.scale)
+        progress = lambda stage, total, seed=seed: _progress(f"seed {seed} {stage}", total, "batch", leave=False)
+        runs.append(experiment.run(setup, cfg, cache=cache, progress=progress, others=others, tune=tune))
+    return runs
 
 
 def _summary(runs, keys):
@@ -297,9 +423,11 @@ def _print_definitions(runs, keys):
 
 
 def _unlearn(args) -> int:
-    from muso_jax import report
+    _check_outputs(("json", args.json, False), ("cache", args.cache, True))
+    cfg, cache = _check_setup(args)
+    from muso_jax.io import reports
 
-    runs, cfg = _run_seeds(args, others={"muso-ntk": _ntk_config(args)} if args.method == "muso-ntk" else None)
+    runs = _run_seeds(args, cfg, cache, others={"muso-ntk": _ntk_config(args)} if args.method == "muso-ntk" else None)
     keys = ["TA", "RA", "FA", "UA", "MIA_entropy", "MIA_efficacy", "avg_gap", "RTE_s", "dist_to_retrain",
             "head_dist_to_retrain"]
     summary = _summary(runs, keys)
@@ -312,7 +440,7 @@ def _unlearn(args) -> int:
           f"{np.mean(changed1):.1f}% at the end. Projector: {cfg.projector}"
           f"{' (ABLATION: not a projector)' if cfg.projector != 'exact' else ''}.")
     _print_definitions(runs, keys)
-    report.write_json(args.json, dict(summary={m: {k: dict(mean=v[0], std=v[1]) for k, v in row.items()}
+    reports.write_json(args.json, dict(summary={m: {k: dict(mean=v[0], std=v[1]) for k, v in row.items()}
                                                for m, row in summary.items()},
                                       runs=runs, args={k: str(v) for k, v in vars(args).items() if k != "run"}))
     print(f"wrote {args.json}")
@@ -326,14 +454,16 @@ def _ntk_config(args):
 
 
 def _compare(args) -> int:
-    from muso_jax import report
+    _check_outputs(("out", args.out, True), ("cache", args.cache, True))
+    from muso_jax.io import figures, reports
     from muso_jax.nn import experiment
 
     unknown = [m for m in args.methods if m not in experiment.METHODS]
     if unknown:
         raise ValueError(f"argument `methods`: expected names from {list(experiment.METHODS)}; got {unknown}")
+    cfg, cache = _check_setup(args)
     others = {m: _ntk_config(args) if m == "muso-ntk" else experiment.DEFAULTS[m] for m in args.methods}
-    runs, _ = _run_seeds(args, others=others, tune=args.tune)
+    runs = _run_seeds(args, cfg, cache, others=others, tune=args.tune)
     keys = ["UA", "RA", "TA", "MIA_entropy", "MIA_efficacy", "avg_gap", "RTE_s"]
     summary = _summary(runs, keys)
     _print_table(args, runs, summary, keys, width=18)
@@ -344,25 +474,22 @@ def _compare(args) -> int:
                               for i, r in enumerate(runs))
             print(f"  {name:11} {picks}")
     _print_definitions(runs, keys)
-    lines = ["method," + ",".join(f"{k},{k}_std" for k in keys)]
-    lines += [m + "," + ",".join(f"{row[k][0]:.6g},{row[k][1]:.6g}" for k in keys) for m, row in summary.items()]
-    report.write_text(args.out / "compare.csv", "\n".join(lines) + "\n")
-    report.write_json(args.out / "compare.json", dict(summary={m: {k: dict(mean=v[0], std=v[1]) for k, v in row.items()}
+    header = ["method", *[c for k in keys for c in (k, f"{k}_std")]]
+    reports.write_csv(args.out / "compare.csv", header,
+                      [[m, *[v for k in keys for v in row[k]]] for m, row in summary.items()])
+    reports.write_json(args.out / "compare.json", dict(summary={m: {k: dict(mean=v[0], std=v[1]) for k, v in row.items()}
                                                                for m, row in summary.items()},
                                                       runs=runs, args={k: str(v) for k, v in vars(args).items()
                                                                        if k != "run"}))
-    report.save_figure(_compare_figure(summary, args), args.out / "compare.png")
+    figures.save_figure(_compare_figure(summary, args), args.out / "compare.png")
     print(f"wrote {args.out / 'compare.csv'}, compare.json and compare.png")
     return 0
 
 
 def _compare_figure(summary, args):
-    import matplotlib
+    from muso_jax.io import figures
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = figures.pyplot().subplots(figsize=(6.5, 4.5))
     for name, row in summary.items():
         if name in ("Original", "Retrain") and not np.isfinite(row["RTE_s"][0]):
             continue
@@ -390,11 +517,19 @@ def main(argv=None) -> int:
     _unlearn_parser(sub)
     _compare_parser(sub)
     args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except ValueError as err:
-        print(f"muso {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    prefix = f"muso {args.command}"
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *rest, **kw: print(f"{prefix}: warning: {flag_names(str(message))}",
+                                                                   file=sys.stderr, flush=True)
+        try:
+            return args.run(args)
+        except ValueError as err:
+            print(f"{prefix}: error: {flag_names(str(err))}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            resume = "; trained networks resume from their last epoch" if args.command in ("unlearn", "compare") else ""
+            print(f"{prefix}: interrupted (Ctrl-C){resume}", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import muso_jax as mj
-from muso_jax import report
+from muso_jax.io import figures, reports
 
 IN_DIM = 4
 SIGMA = 0.5  # RFF bandwidth small against the spread of N(0, I) inputs: well-conditioned Gram
@@ -71,13 +71,13 @@ def finish(out, fig, **fields) -> Result:
     """Write ``<name>.png``, ``<name>.json`` and ``<name>.md`` into ``out``; return the Result."""
     out = Path(out)
     name = fields["name"]
-    report.save_figure(fig, out / f"{name}.png")
+    figures.save_figure(fig, out / f"{name}.png")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
     result = Result(figure=f"{name}.png", **fields)
-    report.write_json(out / f"{name}.json", asdict(result))
-    report.write_text(out / f"{name}.md", lesson(result, heading="#"))
+    reports.write_json(out / f"{name}.json", asdict(result))
+    reports.write_text(out / f"{name}.md", lesson(result, heading="#"))
     return result
 
 

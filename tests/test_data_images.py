@@ -217,7 +217,7 @@ def test_npz_errors(tmp_path):
         (dict(x_train=x, y_train=[0, 1], x_test=x), "arrays \\['y_test'\\]"),
         (dict(x_train=x[0], y_train=[0, 1], x_test=x, y_test=[0, 1]), "x_train.*\\(N, H, W\\)"),
         (dict(x_train=x, y_train=[0, 1], x_test=x[:, :3], y_test=[0, 1]), "x_test.*image shape"),
-        (dict(x_train=x - 1, y_train=[0, 1], x_test=x, y_test=[0, 1]), "\\[0, 255\\]"),
+        (dict(x_train=x + np.nan, y_train=[0, 1], x_test=x, y_test=[0, 1]), "finite"),
         (dict(x_train=x, y_train=[0, 1, 1], x_test=x, y_test=[0, 1]), "y_train.*2 integer labels"),
         (dict(x_train=x, y_train=[0.0, 1.0], x_test=x, y_test=[0, 1]), "y_train.*integer"),
         (dict(x_train=x, y_train=[0, -1], x_test=x, y_test=[0, 1]), "y_train.*labels >= 0"),
@@ -233,3 +233,61 @@ def test_npz_errors(tmp_path):
     np.save(tmp_path / "single.npy", x)
     with pytest.raises(ValueError, match="`path`.*not an .npz"):
         load_images("npz", path=tmp_path / "single.npy")
+
+
+# --- issue 11: explicit pixel scaling and strict labels -----------------------------------
+
+def _npz(tmp_path, name="d.npz", **arrays):
+    file = tmp_path / name
+    np.savez(file, **arrays)
+    return file
+
+
+def test_npz_auto_scale_is_decided_on_the_train_split_and_reported(tmp_path):
+    # Features already in [0, 1] on train, a few test values above 1: nothing is divided.
+    x_train = np.linspace(0, 1, 2 * 9, dtype=np.float32).reshape(2, 3, 3)
+    x_test = x_train.copy()
+    x_test[0, 0, 0] = 1.5
+    d = load_images("npz", path=_npz(tmp_path, x_train=x_train, y_train=[0, 1], x_test=x_test, y_test=[1, 0]))
+    np.testing.assert_array_equal(d.x_test[..., 0], x_test)
+    assert d.divided_by == 1.0 and "not rescaled" in d.description
+    # 0-255 values on train: both splits divided by 255, and the data say so.
+    x8 = np.array([[[0, 255], [7, 9]], [[1, 2], [3, 4]]], np.uint8)
+    d = load_images("npz", path=_npz(tmp_path, "u8.npz", x_train=x8, y_train=[0, 1], x_test=x8, y_test=[1, 0]))
+    np.testing.assert_array_equal(d.x_test[..., 0], x8.astype(np.float32) / 255)
+    assert d.divided_by == 255.0 and "divided by 255" in d.description
+
+
+def test_npz_scale_option(tmp_path):
+    x8 = np.array([[[0, 255], [7, 9]], [[1, 2], [3, 4]]], np.uint8)
+    file = _npz(tmp_path, x_train=x8, y_train=[0, 1], x_test=x8, y_test=[1, 0])
+    d = load_images("npz", path=file, scale="none")
+    np.testing.assert_array_equal(d.x_train[..., 0], x8.astype(np.float32))
+    assert d.divided_by == 1.0
+    unit = (x8 / 255).astype(np.float32)
+    d = load_images("npz", path=_npz(tmp_path, "u.npz", x_train=unit, y_train=[0, 1], x_test=unit, y_test=[1, 0]),
+                    scale="255")  # asked for: divides even values in [0, 1]
+    np.testing.assert_allclose(d.x_train[..., 0], unit / 255, rtol=1e-6)  # float32 round-off
+    standardized = np.array([[[-1.5, 2.0]], [[0.5, -0.2]]], np.float32)
+    d = load_images("npz", path=_npz(tmp_path, "s.npz", x_train=standardized, y_train=[0, 1], x_test=standardized,
+                                     y_test=[0, 1]))  # auto: outside [0, 255], kept as is
+    np.testing.assert_array_equal(d.x_train[..., 0], standardized)
+    with pytest.raises(ValueError, match="`scale`.*'auto'.*'bogus'"):
+        load_images("npz", path=file, scale="bogus")
+    with pytest.raises(ValueError, match="`path`.*s.npz.*\\[0, 255\\]"):
+        load_images("npz", path=tmp_path / "s.npz", scale="255")
+    with pytest.raises(ValueError, match="`scale`.*digits"):
+        load_images("digits", scale="none")
+
+
+@pytest.mark.parametrize("y_train, y_test, message", [
+    ([3, 7, 9, 3], [3, 7], "every label 0..K-1.*\\[3, 7, 9\\]"),
+    ([0, 0, 0, 0], [0, 0], "at least 2 classes"),
+    ([0, 1, 0, 1], [0, 2], "y_test.*2.*not in the training labels"),
+])
+def test_npz_labels_must_be_0_to_k_minus_1_present_in_train(y_train, y_test, message, tmp_path):
+    x = np.zeros((4, 2, 2), np.uint8)
+    file = _npz(tmp_path, "labels.npz", x_train=x, y_train=y_train, x_test=x[:2], y_test=y_test)
+    with pytest.raises(ValueError, match=f"`path`.*{message}") as err:
+        load_images("npz", path=file)
+    assert "labels.npz" in str(err.value)

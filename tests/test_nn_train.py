@@ -1,11 +1,11 @@
-"""Flax models, the training loop (determinism, resume) and the on-disk cache."""
+"""Flax models and the training loop (determinism, resume); the on-disk cache is tested in test_io.py."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from muso_jax.nn import cache
+from muso_jax.io import cache
 from muso_jax.nn.models import head_matrix, make_model
 from muso_jax.nn.state import predict, split
 from muso_jax.nn.train import TrainConfig, make_optimizer, steps_per_epoch, train
@@ -63,39 +63,3 @@ def test_training_learns_is_replayed_by_the_key_and_resumes_exactly(tmp_path):
     c = train(jax.random.key(0), net0, x, y, cfg, start=(net, opt_state, saved["epoch"] + 1))
     assert all(bool(jnp.array_equal(u, v)) for u, v in zip(jax.tree.leaves(a.params), jax.tree.leaves(c.params)))
 
-
-def test_cache_entry_refuses_a_different_configuration_and_a_wrong_file(tmp_path):
-    folder = cache.entry(tmp_path, dict(model="mlp", seed=0))
-    assert cache.entry(tmp_path, dict(seed=0, model="mlp")) == folder  # key order does not matter
-    (folder / "config.json").write_text('{"model": "cnn", "seed": 0}')
-    with pytest.raises(ValueError, match="`cache`.*different configuration"):
-        cache.entry(tmp_path, dict(model="mlp", seed=0))
-    net = split(make_model("mlp", (4,), 2, seed=1, hidden=(16,)))
-    cache.save(tmp_path / "net.npz", net)
-    back = cache.load(tmp_path / "net.npz", net)
-    assert all(bool(jnp.array_equal(u, v)) for u, v in zip(jax.tree.leaves(net), jax.tree.leaves(back)))
-    other = split(make_model("mlp", (4,), 2, seed=1, hidden=(8,)))
-    with pytest.raises(ValueError, match="`cache`.*does not match"):
-        cache.load(tmp_path / "net.npz", other)
-    (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="`cache`.*cannot read"):
-        cache.load(tmp_path / "bad.npz", net)
-    assert not list(tmp_path.glob(".*"))  # atomic writes leave no temporary files
-
-
-def test_cached_training_resumes_after_an_interruption(tmp_path):
-    x, y = _toy()
-    net0 = split(make_model("mlp", (4,), 2, seed=1, hidden=(16,)))
-    cfg = TrainConfig(epochs=4, batch_size=8, lr=0.1)
-    _, reference, _ = cache.trained(tmp_path / "a", jax.random.key(0), net0, x, y, cfg)
-
-    def interrupt(epoch, *_):
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        cache.trained(tmp_path / "b", jax.random.key(0), net0, x, y, cfg, on_epoch=interrupt)
-    assert (tmp_path / "b" / "checkpoint.npz").exists() and not (tmp_path / "b" / "final.npz").exists()
-    _, resumed, _ = cache.trained(tmp_path / "b", jax.random.key(0), net0, x, y, cfg)
-    assert all(bool(jnp.array_equal(u, v)) for u, v in zip(jax.tree.leaves(reference), jax.tree.leaves(resumed)))
-    assert not (tmp_path / "b" / "checkpoint.npz").exists()

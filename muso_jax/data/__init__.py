@@ -2,13 +2,14 @@
 the unlearning protocol: nothing is ever downloaded."""
 
 from muso_jax.data.bundled import BinaryData, load_binary
-from muso_jax.data.images import IMAGE_DATASETS, ImageData, load_images
+from muso_jax.data.images import IMAGE_DATASETS, SCALES, ImageData, load_images
 from muso_jax.data.scenarios import SCENARIOS, forget_class, forget_mask, forget_random, forget_subclass
 
 __all__ = [
     "BinaryData",
     "IMAGE_DATASETS",
     "ImageData",
+    "SCALES",
     "SCENARIOS",
     "forget_class",
     "forget_mask",

