@@ -157,6 +157,8 @@ def test_numpy_inputs_are_accepted():
         (lambda p: mj.min_norm_solution(p.phi.at[0, 0].set(jnp.nan), p.y, p.theta0), "phi"),
         (lambda p: mj.min_norm_solution(p.phi, p.y.at[1].set(jnp.inf), p.theta0), "y"),
         (lambda p: mj.min_norm_solution(p.phi, p.y, p.theta0, ridge=-1.0), "ridge"),
+        (lambda p: mj.min_norm_solution(p.phi, p.y, p.theta0, ridge=float("inf")), "ridge"),
+        (lambda p: mj.projector(p.phi, ridge=float("nan")), "ridge"),
         (lambda p: mj.min_norm_solution(p.phi, p.y, p.theta0, retain=(p.y > 0)[:-1]), "retain"),
         (lambda p: mj.muso_labels(p.phi[:5], p.y[:5], p.phi[5:, :-1], p.theta0), "phi_f"),
         (lambda p: mj.projector(jnp.zeros((0, 3))), "phi_r"),

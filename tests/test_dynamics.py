@@ -158,3 +158,31 @@ def test_update_rule_matches_a_hand_written_loop(batch_size, checks_per_epoch):
                        order="cyclic", tol=0.0, max_epochs=2, checks_per_epoch=checks_per_epoch)
     assert rel(out, theta) < 1e-13  # same arithmetic in another order: round-off only
     assert int(info.steps) == 2 * -(-len(y) // batch_size)
+
+
+def test_a_fresh_monitor_lambda_does_not_recompile():
+    """monitor / stop are keyed by their code; the arrays they close over travel as data."""
+    from muso_jax.dynamics import _sgd
+
+    p = problem(5, *SHAPES[0])
+    kw = dict(tol=1e-6, max_epochs=3, order="cyclic")
+    results = []
+    for shift in (0.0, 1.0, 2.0):
+        ref = p.theta0 + shift
+        theta, info = mj.sgd(None, p.phi, p.y, p.theta0, monitor=lambda t: jnp.linalg.norm(t - ref),
+                             stop=lambda t: jnp.linalg.norm(t - ref) < -1.0, **kw)
+        results.append((theta, info.monitor_trace))
+        if shift == 0.0:
+            size = _sgd._cache_size()
+    assert _sgd._cache_size() == size
+    # The closed-over array really is read: the traces differ by the shift, not a stale copy.
+    assert float(results[1][1][0]) != float(results[0][1][0])
+    np.testing.assert_allclose(results[2][1][0], jnp.linalg.norm(p.theta0 - (p.theta0 + 2.0)), rtol=1e-12)
+
+
+def test_gd_iterate_refuses_an_unstable_step():
+    p = problem(6, *SHAPES[0])
+    s_max = float(np.linalg.svd(np.asarray(p.phi), compute_uv=False)[0])
+    with pytest.raises(ValueError, match=r"argument `lr`: expected a stable step lr < 2 / s_max\(Phi\)\^2"):
+        mj.gd_iterate(p.phi, p.y, p.theta0, 2.5 / s_max**2, 10)
+    assert np.all(np.isfinite(mj.gd_iterate(p.phi, p.y, p.theta0, 1.5 / s_max**2, 10)))

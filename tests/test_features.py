@@ -111,3 +111,21 @@ def test_init_is_replayed_by_the_key():
 def test_bad_hyperparameters_name_the_argument(call, arg):
     with pytest.raises(ValueError, match=f"`{arg}`"):
         call()
+
+
+def test_featurize_and_kernel_matrix_check_their_arguments():
+    fmap = mj.random_fourier(8, 1.0)
+    params = fmap.init(jax.random.key(0), 3)
+    x = jnp.ones((4, 3))
+    with pytest.raises(ValueError, match=r"argument `x`: expected inputs of dimension d = 3"):
+        mj.featurize(fmap, params, jnp.ones((4, 5)))
+    with pytest.raises(ValueError, match=r"argument `x`: expected finite values"):
+        mj.featurize(fmap, params, x.at[0, 0].set(jnp.nan))
+    with pytest.raises(ValueError, match=r"argument `feature_map`: expected a FeatureMap"):
+        mj.featurize(params, params, x)
+    with pytest.raises(ValueError, match=r"argument `params`: expected the parameters drawn by"):
+        mj.featurize(fmap, mj.random_fourier(5, 1.0).init(jax.random.key(0), 3), x)
+    with pytest.raises(ValueError, match=r"argument `x2`: expected inputs of dimension d = 3"):
+        mj.kernel_matrix(fmap, x, jnp.ones((2, 4)))
+    with pytest.raises(ValueError, match=r"argument `x`: expected a \(N, d\) batch of inputs"):
+        mj.kernel_matrix(fmap, jnp.ones(3), x)
