@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from muso_jax import _checks
 from muso_jax.nn.models import num_classes
 from muso_jax.nn.state import Net, check_inputs, forward
 
@@ -94,6 +95,24 @@ def check_data(net: Net, x, y, *, x_name: str = "x", y_name: str = "y"):
         raise ValueError(f"argument `{y_name}`: expected labels in [0, {k}) (the network has {k} logits); "
                          f"got labels from {y_np.min()} to {y_np.max()}")
     return x, jnp.asarray(y_np)
+
+
+def check_unlearning(net0: Net, net_p: Net, x, y, forget, cfg):
+    """The boundary of every unlearning method: ``(x_r, y_r, x_f, y_f)`` from validated inputs.
+
+    ``cfg`` by :func:`check_config`; ``net0`` and ``net_p`` of one architecture; ``x``, ``y`` by
+    :func:`check_data`; ``forget`` (a boolean mask over the N rows or their indices) by
+    :func:`muso_jax._checks.forget_set`, which refuses an empty or total forget set. D_r and
+    D_f keep the order of their rows in ``x``.
+    """
+    check_config(cfg)
+    if net0.graphdef != net_p.graphdef or jax.tree.structure(net0.params) != jax.tree.structure(net_p.params):
+        raise ValueError("argument `net0`: expected the initialization of `net_p` (the same architecture); "
+                         "got a network of another structure")
+    x, y = check_data(net_p, x, y)
+    mask = _checks.forget_set(forget, len(y))
+    keep, drop = np.flatnonzero(~mask), np.flatnonzero(mask)
+    return x[keep], y[keep], x[drop], y[drop]
 
 
 def make_optimizer(cfg: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
