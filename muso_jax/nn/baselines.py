@@ -120,7 +120,7 @@ def random_labels(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch):
 def saliency_mask(net_p: Net, x_f, y_f, sparsity: float):
     """SalUn's weight saliency: 1 where |grad of the D_f cross-entropy| is in the top (1 - sparsity)."""
     x_f, y_f = check_data(net_p, x_f, y_f, x_name="x_f", y_name="y_f")
-    check_config(BaselineConfig(sparsity=sparsity))
+    check_config(BaselineConfig(sparsity=sparsity))  # the domain of BaselineConfig.sparsity
 
     def loss(params):
         logits, _ = forward(net_p.graphdef, params, net_p.rest, x_f, train=False)

@@ -86,6 +86,7 @@ def head_projector(z, eps, variant: str = "exact"):
     _checks.nonnegative("eps", eps)
     if variant == "exact":
         return mj.projector(z, ridge=eps)
+    _checks.positive("eps", eps)  # the ablation divides by eps
     n = z.shape[0]
     inner = _linalg.solve(jnp.eye(n, dtype=z.dtype) + z @ z.T, z, well_posed=True)  # SPD, eigenvalues >= 1
     A = z.T @ z
@@ -128,7 +129,8 @@ def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: MusoConfig, *, on_bat
       x: (N, ...) inputs, y: (N,) labels in [0, K) of the original training set D.
       forget: boolean mask over the N rows or their indices: D_f (the rest is D_r).
       cfg: :class:`MusoConfig`. on_batch: called after every optimizer step (progress).
-    Returns ``(net_u, MusoInfo)``. The epochs visit D_r then D_f rows in a shuffled order.
+    Returns ``(net_u, MusoInfo)``. The rows are arranged as D_r then D_f (each in the order of
+    ``x``) before every epoch's key-drawn shuffle.
     """
     if cfg.projector not in PROJECTORS:
         raise ValueError(f"argument `projector`: expected one of {list(PROJECTORS)}; got {cfg.projector!r}")

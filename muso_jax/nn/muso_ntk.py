@@ -53,8 +53,8 @@ RIDGE_SCALES = ("mean_diagonal", "absolute")
 class NtkConfig(NamedTuple):
     """``ridge`` is the epsilon added to the diagonal of Theta(X_r, X_r): as given when
     ``ridge_scale="absolute"``, times the mean diagonal of Theta(X_r, X_r) when
-    ``"mean_diagonal"`` (the default: the NTK's scale grows with the width and depth, a
-    relative ridge does not need retuning)."""
+    ``"mean_diagonal"`` (the default: a relative ridge keeps its meaning when the kernel's scale
+    changes with the architecture)."""
 
     epochs: int = 5
     lr: float = 1e-3
