@@ -82,11 +82,11 @@ def _certificate(key, layers):
     net0 = split(make_model("mlp", (D_IN,), K, seed=_model_seed(k_model), param_dtype=jnp.float64,
                             hidden=(64,) * layers))
     forget = np.arange(N) >= N - N_F
-    muso = lin.unlearn(net0, x, y, forget)
+    _, muso = lin.unlearn_linearized(net0, x, y, forget)
     theta = lin.flatten(ntk.kernel(net0, x))
     f0 = forward(net0.graphdef, net0.params, net0.rest, x, train=False)[0].ravel()
     spectrum = jnp.linalg.eigvalsh(theta)
-    lr = 2.0 / (spectrum[-1] + spectrum[0])  # as lin.unlearn's default
+    lr = 2.0 / (spectrum[-1] + spectrum[0])  # as lin.unlearn_linearized's default
     random = jax.nn.one_hot(jax.random.randint(k_rand, (N_F,), 0, K), K, dtype=y.dtype)
     steps = jnp.arange(int(muso.steps) * 6 // 5)
     traces = {name: np.asarray(_gap_trace(theta, f0, muso.alpha_p.ravel(), muso.alpha_r.ravel(),

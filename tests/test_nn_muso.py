@@ -89,12 +89,38 @@ def test_unlearn_runs_and_reports(tmp_path):
     x, y, net0, netp = _nets(hidden=(32,))
     f = np.arange(N) >= N_R
     cfg = muso.MusoConfig(epochs=2, batch_size=16, lr=1e-3)
-    netu, info = muso.unlearn(jax.random.key(0), netp, net0, x[~f], y[~f], x[f], y[f], cfg)
-    assert info.seconds > 0 and 0 <= info.changed_at_start <= 1 and len(info.losses) == 2
+    netu, info = muso.unlearn(jax.random.key(0), net0, netp, x, y, f, cfg)
+    assert info._fields[0] == "seconds" and info.seconds > 0 and len(info.losses) == 2
+    for changed in (info.changed_at_start, info.changed_at_end):  # percent of the N - N_R forget points
+        assert 0 <= changed <= 100 and abs(changed * (N - N_R) / 100 - round(changed * (N - N_R) / 100)) < 1e-9
     moved = sum(float(jnp.sum((a - b) ** 2)) for a, b in zip(jax.tree.leaves(netu.params), jax.tree.leaves(netp.params)))
     assert moved > 0
-    soft, _ = muso.unlearn(jax.random.key(0), netp, net0, x[~f], y[~f], x[f], y[f], cfg._replace(soft=True))
+    soft, _ = muso.unlearn(jax.random.key(0), net0, netp, x, y, f, cfg._replace(soft=True))
     differs = sum(float(jnp.sum((a - b) ** 2)) for a, b in zip(jax.tree.leaves(soft.params), jax.tree.leaves(netu.params)))
     assert differs > 0  # the KL variant trains on other targets than the hard labels
     with pytest.raises(ValueError, match="`projector`"):
-        muso.unlearn(jax.random.key(0), netp, net0, x[~f], y[~f], x[f], y[f], cfg._replace(projector="woodbury"))
+        muso.unlearn(jax.random.key(0), net0, netp, x, y, f, cfg._replace(projector="woodbury"))
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("epochs", 0, "an integer >= 1"), ("batch_size", 0, "an integer >= 1"), ("lr", -1e-3, "a finite number > 0"),
+    ("subset_ratio", 0.0, r"a number in \(0, 1\]"), ("eps_start", -1e-6, "a finite number >= 0"),
+    ("schedule", "linear", "one of"),
+])
+def test_bad_configuration_is_refused_naming_the_field(field, value, expected):
+    x, y = _data()
+    net0 = split(make_model("mlp", (D_IN,), K, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    with pytest.raises(ValueError, match=f"argument `{field}`: expected {expected}"):
+        muso.unlearn(jax.random.key(0), net0, net0, x, y, np.arange(N) >= N_R, muso.MusoConfig(**{field: value}))
+
+
+@pytest.mark.parametrize("variant", muso.PROJECTORS)
+@pytest.mark.parametrize("z, eps, match", [
+    (np.ones(5), 1e-3, "argument `z`: expected a \\(n, F \\+ 1\\) feature matrix"),
+    (np.ones((2, 3, 4)), 1e-3, "argument `z`: expected a \\(n, F \\+ 1\\) feature matrix"),
+    (np.full((4, 3), np.nan), 1e-3, "argument `z`: expected finite values"),
+    (np.ones((4, 3)), -1.0, "argument `eps`: expected a finite number >= 0"),
+])
+def test_head_projector_refuses_bad_input_naming_the_argument(variant, z, eps, match):
+    with pytest.raises(ValueError, match=match):
+        muso.head_projector(z, eps, variant)

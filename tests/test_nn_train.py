@@ -1,20 +1,34 @@
 """Flax models and the training loop (determinism, resume); the on-disk cache is tested in test_io.py."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from muso_jax.io import cache
+from muso_jax.nn import state
 from muso_jax.nn.models import head_matrix, make_model
-from muso_jax.nn.state import predict, split
-from muso_jax.nn.train import TrainConfig, make_optimizer, steps_per_epoch, train
+from muso_jax.nn.state import forward, predict, split
+from muso_jax.nn.train import TrainConfig, batches, make_optimizer, make_step, steps_per_epoch, train
 
 
-@pytest.mark.parametrize("name, shape, kw", [("mlp", (8, 8, 1), {}), ("cnn", (8, 8, 1), {}),
-                                             ("resnet18", (8, 8, 3), dict(width=4))])
-def test_models_expose_features_and_head(name, shape, kw):
-    model = make_model(name, shape, 5, seed=0, param_dtype=jnp.float64, **kw)
+MODELS = {"mlp": ((8, 8, 1), {}), "cnn": ((8, 8, 1), {}), "resnet18": ((8, 8, 3), dict(width=4))}
+
+
+@functools.lru_cache(maxsize=None)
+def _model(name):
+    """One float64 model per architecture for the whole module (ResNet-18's eager init is slow)."""
+    shape, kw = MODELS[name]
+    return make_model(name, shape, 5, seed=0, param_dtype=jnp.float64, **kw)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_models_expose_features_and_head(name):
+    shape = MODELS[name][0]
+    model = _model(name)
     x = jnp.linspace(0, 1, 3 * int(np.prod(shape))).reshape((3,) + shape)
     model.eval()  # running statistics, as predict() uses
     z, logits = model.features(x), model(x)
@@ -28,6 +42,106 @@ def test_models_expose_features_and_head(name, shape, kw):
 def test_unknown_model_is_refused():
     with pytest.raises(ValueError, match="`model`.*'mlp'"):
         make_model("vgg", (8, 8, 1), 10, seed=0)
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.0])
+def test_number_of_classes_is_checked(k):
+    with pytest.raises(ValueError, match=f"argument `num_classes`: expected an integer >= 1; got {k!r}"):
+        make_model("mlp", (4,), k, seed=0)
+
+
+def test_predict_keeps_a_bounded_number_of_compiled_functions():
+    net = split(make_model("mlp", (4,), 2, seed=0, hidden=(3,), param_dtype=jnp.float64))
+    np.testing.assert_allclose(predict(net, np.ones((3, 4)), batch_size=2), forward(*net, np.ones((3, 4)), train=False)[0],
+                               rtol=1e-13)
+    # Any hashable stands for a graphdef: the cache is keyed by it and compiles nothing until called.
+    for i in range(3 * state.PREDICT_CACHE_SIZE):
+        state._predict_fn(("architecture", i), i % 2 == 0)
+    assert state._predict_fn.cache_info().currsize <= state.PREDICT_CACHE_SIZE
+
+
+class _WithBatchNorm(nnx.Module):
+    """Linear, BatchNorm, ReLU, head: the smallest network whose training reads batch statistics."""
+
+    def __init__(self, rngs):
+        self.dense = nnx.Linear(4, 6, param_dtype=jnp.float64, rngs=rngs)
+        self.bn = nnx.BatchNorm(6, momentum=0.5, param_dtype=jnp.float64, rngs=rngs)
+        self.head = nnx.Linear(6, 3, param_dtype=jnp.float64, rngs=rngs)
+
+    def features(self, x, *, mask=None):
+        return jax.nn.relu(self.bn(self.dense(x), mask=None if mask is None else mask[:, None]))
+
+    def __call__(self, x, *, mask=None):
+        return self.head(self.features(x, mask=mask))
+
+
+def test_padded_rows_of_the_last_batch_do_not_enter_batch_norm_statistics():
+    """10 rows in batches of 4: the last batch has 2 real rows and 2 padding rows. The epoch must
+    equal steps on the real rows alone, running statistics and parameters alike (float64
+    parameters: the masked and the plain mean differ by round-off only, 1e-12; flax keeps the
+    running statistics in float32, 1e-6)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(10, 4)), rng.integers(0, 3, 10)
+    net0 = split(_WithBatchNorm(nnx.Rngs(0)))
+    cfg = TrainConfig(epochs=1, batch_size=4, lr=0.1)
+    got = train(jax.random.key(0), net0, x, y, cfg)
+    tx = make_optimizer(cfg, steps_per_epoch(10, 4))
+    step = make_step(net0.graphdef, tx)
+    params, rest, opt_state = net0.params, net0.rest, tx.init(net0.params)
+    for idx, w in batches(jax.random.fold_in(jax.random.key(0), 0), 10, 4):
+        real = idx[w > 0]
+        params, rest, opt_state, _ = step(params, rest, opt_state, x[real], y[real], jnp.ones(len(real)), None)
+    for a, b in zip(jax.tree.leaves(got.rest), jax.tree.leaves(rest)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+    for a, b in zip(jax.tree.leaves(got.params), jax.tree.leaves(params)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_resnet_batch_norm_reads_only_the_masked_rows():
+    """Every BatchNorm of ResNet-18 (stem, blocks, shortcuts) sees the mask: with two garbage
+    rows masked out, the real rows' outputs and the running statistics are those of the real
+    rows alone: float64 round-off through 20 layers for the outputs (1e-10); flax keeps the
+    running statistics in float32 whatever ``param_dtype``, so those agree to float32 (1e-6)."""
+    net = split(_model("resnet18"))
+    x = np.random.default_rng(1).normal(size=(5, 8, 8, 3))
+    x[3:] *= 1e3
+    fn = jax.jit(lambda net, x, mask: forward(*net, x, train=True, mask=mask))
+    out, rest = fn(net, x, jnp.asarray(np.arange(5) < 3))
+    ref_out, ref_rest = fn(net, x[:3], None)
+    np.testing.assert_allclose(out[:3], ref_out, rtol=1e-10, atol=1e-10)
+    for a, b in zip(jax.tree.leaves(rest), jax.tree.leaves(ref_rest)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("bad, match", [
+    ("length", r"argument `y`: expected one label per row of `x` \(50\); got 49 labels"),
+    ("range", r"argument `y`: expected labels in \[0, 2\) \(the network has 2 logits\); got labels from 0 to 2"),
+    ("negative", r"argument `y`: expected labels in \[0, 2\).*got labels from -1 to 1"),
+    ("float", r"argument `y`: expected a 1-D array of integer class labels; got .* dtype float"),
+    ("nan", r"argument `x`: expected finite values; got 1 NaN/inf entries"),
+    ("shape", r"argument `x`: expected inputs the network accepts; got shape \(50, 3\)"),
+])
+def test_training_refuses_bad_data_naming_the_argument(bad, match):
+    x, y = _toy()
+    x, y = dict(length=(x, y[:-1]), range=(x, np.r_[2, y[1:]]),
+                negative=(x, np.r_[-1, y[1:]]), float=(x, y.astype(float)),
+                nan=(np.where(np.arange(x.size).reshape(x.shape) == 5, np.nan, x), y), shape=(x[:, :3], y))[bad]
+    net0 = split(make_model("mlp", (4,), 2, seed=1, hidden=(16,)))
+    with pytest.raises(ValueError, match=match):
+        train(jax.random.key(0), net0, x, y, TrainConfig(epochs=1, batch_size=8))
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("epochs", 0, "an integer >= 1"), ("batch_size", 0, "an integer >= 1"), ("epochs", 2.0, "an integer >= 1"),
+    ("lr", 0.0, "a finite number > 0"), ("lr", -0.1, "a finite number > 0"), ("lr", float("nan"), "a finite number > 0"),
+    ("momentum", 1.0, r"a number in \[0, 1\)"), ("weight_decay", -1.0, "a finite number >= 0"),
+    ("optimizer", "lion", "one of"), ("schedule", "linear", "one of"),
+])
+def test_training_configuration_is_checked_naming_the_field(field, value, expected):
+    x, y = _toy()
+    net0 = split(make_model("mlp", (4,), 2, seed=1, hidden=(16,)))
+    with pytest.raises(ValueError, match=f"argument `{field}`: expected {expected}"):
+        train(jax.random.key(0), net0, x, y, TrainConfig(epochs=1, batch_size=8)._replace(**{field: value}))
 
 
 def _toy():

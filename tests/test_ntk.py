@@ -171,3 +171,31 @@ def test_bad_inputs_raise_naming_the_argument():
         ntk.kernel(net, x, output=3)
     with pytest.raises(ValueError, match="`x1`.*finite"):
         ntk.kernel(net, x.at[0, 0].set(jnp.inf))
+
+
+@pytest.mark.parametrize("case, match", [
+    ("apply_params", r"argument `params`: expected the leaf .* of shape .* like `net0.params`"),
+    ("apply_tree", r"argument `params`: expected a parameter pytree with the structure of `net0.params`"),
+    ("apply_x", r"argument `x`: expected inputs the network accepts; got shape \(4, 5\)"),
+    ("pullback_x", r"argument `x`: expected inputs the network accepts"),
+    ("pullback", r"argument `cotangent`: expected shape \(4, 3\) \(one row of K logits per input\); got shape \(4, 2\)"),
+    ("step_y", r"argument `y`: expected shape \(4, 3\)"),
+    ("step_params", r"argument `params`: expected the leaf"),
+    ("step_lr", r"argument `lr`: expected a finite number > 0"),
+])
+def test_linearization_helpers_refuse_mismatched_shapes_naming_the_argument(case, match):
+    net = _net(0)
+    x = _inputs(0, 4)
+    cut = jax.tree.map(lambda a: a[..., :1], net.params)
+    calls = dict(
+        apply_params=lambda: ntk.linearized_apply(net, cut, x),
+        apply_tree=lambda: ntk.linearized_apply(net, [jnp.ones(3)], x),
+        apply_x=lambda: ntk.linearized_apply(net, net.params, _inputs(0, 4, (5,))),
+        pullback_x=lambda: ntk.pullback(net, _inputs(0, 4, (5,)), jnp.ones((4, K))),
+        pullback=lambda: ntk.pullback(net, x, jnp.ones((4, 2))),
+        step_y=lambda: ntk.gradient_step(net, net.params, x, jnp.ones((3, K)), 0.1),
+        step_params=lambda: ntk.gradient_step(net, cut, x, jnp.ones((4, K)), 0.1),
+        step_lr=lambda: ntk.gradient_step(net, net.params, x, jnp.ones((4, K)), -0.1),
+    )
+    with pytest.raises(ValueError, match=match):
+        calls[case]()

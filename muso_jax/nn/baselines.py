@@ -1,10 +1,12 @@
-"""The field's unlearning baselines, each a function over the same inputs as MUSO:
+"""The field's unlearning baselines, each a function with MUSO's signature:
 
-    method(key, net_p, net_0, x_r, y_r, x_f, y_f, cfg, on_batch=None) -> (net_u, seconds)
+    method(key, net0, net_p, x, y, forget, cfg, *, on_batch=None) -> (net_u, BaselineInfo)
 
-``net_0`` (the random initialization p_0) serves MUSO and Bad Teacher's incompetent teacher; a method reads only the data its paper allows (FT and
-l1-sparse never touch D_f, GA never touches D_r). Defaults follow the cited papers' code where
-they state one, scaled to small data (epochs); every method shares one optimizer step.
+``forget`` is a boolean mask over the rows of ``x`` or their indices (D_f; the other rows are
+D_r). ``net0`` (the random initialization p_0) serves MUSO and Bad Teacher's incompetent
+teacher; a method reads only the data its paper allows (FT and l1-sparse never touch D_f, GA
+never touches D_r). Defaults follow the cited papers' code where they state one, scaled to
+small data (epochs); every method shares one optimizer step.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from muso_jax.nn.models import num_classes
 from muso_jax.nn.state import Net, forward
-from muso_jax.nn.train import TrainConfig, cross_entropy, make_optimizer, make_step, run_epoch, steps_per_epoch
+from muso_jax.nn.train import (TrainConfig, check_config, check_data, check_unlearning, cross_entropy, make_optimizer,
+                               make_step, run_epoch, steps_per_epoch)
 
 
 class BaselineConfig(NamedTuple):
@@ -31,6 +35,10 @@ class BaselineConfig(NamedTuple):
     temperature: float = 4.0  # SCRUB distillation temperature
     max_epochs: int = 2  # SCRUB: epochs with a max (forget) pass
     beta: float = 0.999  # NegGrad+: weight of the retain loss
+
+
+class BaselineInfo(NamedTuple):
+    seconds: float  # wall clock of the unlearning alone (RTE), after the input checks
 
 
 DEFAULTS = {
@@ -66,14 +74,17 @@ def _fit(key, net, x, y, cfg, loss=None, extra=None, tx=None, on_batch=None, epo
     return net
 
 
-def _timed(fn):
-    def wrapped(key, net_p, net_0, x_r, y_r, x_f, y_f, cfg, on_batch=None):
+def _method(fn):
+    """The public method around ``fn(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch)``:
+    validation and the split into D_r and D_f first, then the timed unlearning."""
+    def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: BaselineConfig, *, on_batch=None):
+        x_r, y_r, x_f, y_f = check_unlearning(net0, net_p, x, y, forget, cfg)
         start = time.perf_counter()
-        net = fn(key, net_p, net_0, x_r, y_r, x_f, y_f, cfg, on_batch)
+        net = fn(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch)
         jax.block_until_ready(net.params)
-        return net, time.perf_counter() - start
-    wrapped.__doc__ = fn.__doc__
-    return wrapped
+        return net, BaselineInfo(time.perf_counter() - start)
+    unlearn.__name__, unlearn.__qualname__, unlearn.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+    return unlearn
 
 
 def _random_wrong_labels(key, y, k):
@@ -81,30 +92,26 @@ def _random_wrong_labels(key, y, k):
     return (y + jax.random.randint(key, y.shape, 1, k)) % k
 
 
-def _num_classes(net: Net):
-    return net.params["head"]["bias"][...].shape[0]
-
-
-@_timed
-def finetune(key, net_p, net_0, x_r, y_r, x_f, y_f, cfg, on_batch):
+@_method
+def finetune(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch):
     """FT: continue training on D_r only (reads no D_f)."""
     return _fit(key, net_p, x_r, y_r, cfg, on_batch=on_batch)
 
 
-@_timed
-def gradient_ascent(key, net_p, net_0, x_r, y_r, x_f, y_f, cfg, on_batch):
+@_method
+def gradient_ascent(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch):
     """GA: ascend the cross-entropy on D_f (reads no D_r)."""
     return _fit(key, net_p, x_f, y_f, cfg, loss=lambda p, r, logits, xb, yb, e: -cross_entropy(logits, yb),
                 on_batch=on_batch)
 
 
 def _relabeled_union(key, net_p, x_r, y_r, x_f, y_f):
-    y_rand = _random_wrong_labels(key, jnp.asarray(y_f), _num_classes(net_p))
+    y_rand = _random_wrong_labels(key, jnp.asarray(y_f), num_classes(net_p))
     return jnp.concatenate([jnp.asarray(x_r), jnp.asarray(x_f)]), jnp.concatenate([jnp.asarray(y_r), y_rand])
 
 
-@_timed
-def random_labels(key, net_p, net_0, x_r, y_r, x_f, y_f, cfg, on_batch):
+@_method
+def random_labels(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch):
     """RL: train on D_r plus D_f with random wrong labels."""
     x, y = _relabeled_union(jax.random.fold_in(key, 99), net_p, x_r, y_r, x_f, y_f)
     return _fit(key, net_p, x, y, cfg, on_batch=on_batch)
@@ -112,9 +119,12 @@ def random_labels(key, net_p, net_0, x_r, y_r, x_f, y_f, cfg, on_batch):
 
 def saliency_mask(net_p: Net, x_f, y_f, sparsity: float):
     """SalUn's weight saliency: 1 where |grad of the D_f cross-entropy| is in the top (1 - sparsity)."""
+    x_f, y_f = check_data(net_p, x_f, y_f, x_name="x_f", y_name="y_f")
+    check_config(BaselineConfig(sparsity=sparsity))  # the domain of BaselineConfig.sparsity
+
     def loss(params):
-        logits, _ = forward(net_p.graphdef, params, net_p.rest, jnp.asarray(x_f), train=False)
-        return jnp.mean(cross_entropy(logits, jnp.asarray(y_f)))
+        logits, _ = forward(net_p.graphdef, params, net_p.rest, x_f, train=False)
+        return jnp.mean(cross_entropy(logits, y_f))
 
     grads = jax.grad(loss)(net_p.params)
     flat = jnp.concatenate([jnp.abs(g).ravel() for g in jax.tree.leaves(grads)])
@@ -122,16 +132,16 @@ def saliency_mask(net_p: Net, x_f, y_f, sparsity: float):
     return jax.tree.map(lambda g: (jnp.abs(g) >= threshold).astype(g.dtype), grads)
 
 
-@_timed
-def salun(key, net_p, net_0, x_r, y_r, x_f, y_f, cfg, on_batch):
+@_method
+def salun(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch):
     """SalUn: random-label fine-tuning that moves only the salient weights."""
     mask = saliency_mask(net_p, x_f, y_f, cfg.sparsity)
     x, y = _relabeled_union(jax.random.fold_in(key, 99), net_p, x_r, y_r, x_f, y_f)
     return _fit(key, net_p, x, y, cfg, tx=_tx(cfg, len(y), mask), on_batch=on_batch)
 
 
-@_timed
-def l1_sparse(key, net_p, net_0, x_r, y_r, x_f, y_f, cfg, on_batch):
+@_method
+def l1_sparse(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch):
     """l1-sparse: FT on D_r with an l1 penalty decayed linearly from ``cfg.l1`` to 0 (reads no D_f)."""
     def loss(p, r, logits, xb, yb, alpha):  # alpha arrives as data: one compiled step for all epochs
         return cross_entropy(logits, yb) + alpha * sum(jnp.sum(jnp.abs(w)) for w in jax.tree.leaves(p))
@@ -154,12 +164,11 @@ def _kl_to(teacher: Net, temperature):
     return kl
 
 
-@_timed
-def bad_teacher(key, net_p, net_0, x_r, y_r, x_f, y_f, cfg, on_batch):
+@_method
+def bad_teacher(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch):
     """Bad Teacher: distil the original (competent) teacher on D_r and a randomly initialized
     (incompetent) teacher on D_f, at temperature ``cfg.temperature``."""
-    bad = net_0  # p_0 is a randomly initialized network of the same architecture
-    good_kl, bad_kl = _kl_to(net_p, cfg.temperature), _kl_to(bad, cfg.temperature)
+    good_kl, bad_kl = _kl_to(net_p, cfg.temperature), _kl_to(net0, cfg.temperature)  # p_0: randomly initialized
     x = jnp.concatenate([jnp.asarray(x_r), jnp.asarray(x_f)])
     y = jnp.concatenate([jnp.asarray(y_r), jnp.asarray(y_f)])
     is_f = jnp.concatenate([jnp.zeros(len(y_r), bool), jnp.ones(len(y_f), bool)])
@@ -167,8 +176,8 @@ def bad_teacher(key, net_p, net_0, x_r, y_r, x_f, y_f, cfg, on_batch):
     return _fit(key, net_p, x, y, cfg, loss=loss, extra=lambda idx: is_f[idx], on_batch=on_batch)
 
 
-@_timed
-def scrub(key, net_p, net_0, x_r, y_r, x_f, y_f, cfg, on_batch):
+@_method
+def scrub(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch):
     """SCRUB: alternate a max pass (move away from the teacher on D_f) with a min pass (stay
     close on D_r, plus cross-entropy), the max passes only in the first ``cfg.max_epochs``."""
     kl = _kl_to(net_p, cfg.temperature)
@@ -186,8 +195,8 @@ def scrub(key, net_p, net_0, x_r, y_r, x_f, y_f, cfg, on_batch):
     return net
 
 
-@_timed
-def neggrad_plus(key, net_p, net_0, x_r, y_r, x_f, y_f, cfg, on_batch):
+@_method
+def neggrad_plus(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch):
     """NegGrad+: on mixed batches, beta * CE on D_r rows minus (1 - beta) * CE on D_f rows."""
     x = jnp.concatenate([jnp.asarray(x_r), jnp.asarray(x_f)])
     y = jnp.concatenate([jnp.asarray(y_r), jnp.asarray(y_f)])

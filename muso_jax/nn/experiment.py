@@ -125,7 +125,7 @@ def run(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progress=None, o
                                         y_eval, seed=setup.seed)
 
     reference_val = measure(net_r, x_val, y_val) if tune else None
-    unlearn_args = (net_p, net0, x_tr[~mask], y_tr[~mask], x_tr[mask], y_tr[mask])
+    unlearn_args = (net0, net_p, x_tr, y_tr, mask)
 
     def run_method(name, i, cfg, call):
         """Run one method (with its candidate grid and validation selection when tuning)."""
@@ -146,7 +146,8 @@ def run(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progress=None, o
     seconds = {"Retrain": retrain_seconds, "MUSO": info.seconds}
     chosen = {"MUSO": dict(lr=muso_cfg.lr, epochs=muso_cfg.epochs)}
     for i, (name, cfg) in enumerate((others or {}).items()):
-        _, nets[name], seconds[name], cfg = run_method(name, 100 + i, cfg, METHODS[name])
+        _, nets[name], method_info, cfg = run_method(name, 100 + i, cfg, METHODS[name])
+        seconds[name] = method_info.seconds
         chosen[name] = dict(lr=cfg.lr, epochs=cfg.epochs)
     rows = {}
     for name, net in nets.items():

@@ -12,34 +12,36 @@ per (input i, logit a), flattened in that order, and the empirical NTK as the ke
   outputs (MUSO's labels) lands on ``p_r``, exactly when the kernel is nonsingular (as it is
   when the parameter count P exceeds N K and the inputs are distinct).
 
-:func:`unlearn` runs that fine-tuning twice, in parameter space (JVP / VJP steps) and as the
+:func:`unlearn_linearized` runs that fine-tuning twice, in parameter space (JVP / VJP steps) and as the
 same iteration on the dual coefficients, and certifies the result against ``p_r`` in both.
 Targets are (N, K): one-hot or soft labels, or any real outputs.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from muso_jax import _checks, kernel_form
+from muso_jax import _checks, _linalg, gaps, kernel_form
 from muso_jax.nn import ntk
-from muso_jax.nn.state import Net
+from muso_jax.nn.models import num_classes
+from muso_jax.nn.state import Net, check_inputs
 
 
-class Unlearned(NamedTuple):
-    """The linearized network fine-tuned from ``p_p`` and its distance to the retrained ``p_r``."""
+class LinearizedInfo(NamedTuple):
+    """How the linearized network fine-tuned from ``p_p`` (``params_u``) relates to the retrained ``p_r``."""
 
-    params: Any  # p_u, fine-tuned in parameter space
+    seconds: float  # wall clock of the unlearning (kernel, solves, both fine-tunings)
     params_r: Any  # p_r = p0 + J_r^T alpha_r, the closed-form retrain
     labels_f: jax.Array  # (N_f, K) the labels D_f was fine-tuned on
     alpha_u: jax.Array  # (N, K) the same fine-tuning on dual coefficients: p_u = p0 + J^T alpha_u
     alpha_r: jax.Array  # (N, K) alpha_r on D_r, zero on D_f
     alpha_p: jax.Array  # (N, K) the original model's coefficients
-    relative_gap: jax.Array  # ||p_u - p_r|| / ||p_p - p_r||, in parameter space
+    relative_gap: jax.Array  # ||p_u - p_r|| / ||p_p - p_r|| in parameter space (muso_jax.gaps: 0 or inf at p_p = p_r)
     relative_gap_kernel: jax.Array  # the same from the kernel: sqrt(d^T Theta d) ratios
     residual: jax.Array  # ||f_lin(x; p_u) - targets|| when fine-tuning stopped
     steps: jax.Array
@@ -47,6 +49,7 @@ class Unlearned(NamedTuple):
 
 def flatten(theta):
     """(N1, K, N2, K) multi-output kernel -> (N1 K, N2 K), rows and columns ordered (i, a)."""
+    theta = _checks.array("theta", theta, ndim=(4,), what="(N1, K, N2, K) multi-output kernel")
     n1, k1, n2, k2 = theta.shape
     return theta.reshape(n1 * k1, n2 * k2)
 
@@ -71,6 +74,7 @@ def retrain(net0: Net, x_r, y_r, *, ridge=0.0, chunk: int = 32):
 
     (MUSO, arXiv 2410.08557, implicit-bias lemma, with the tangent features at ``p0``.)
     """
+    x_r = check_inputs("x_r", net0, x_r)
     theta = ntk.kernel(net0, x_r, chunk=chunk)
     y_r = _targets("y_r", y_r, theta.shape[0], theta.shape[1])
     f0 = _outputs(net0, x_r)
@@ -78,38 +82,61 @@ def retrain(net0: Net, x_r, y_r, *, ridge=0.0, chunk: int = 32):
     return alpha.reshape(y_r.shape)
 
 
-def predict(net0: Net, x_r, alpha_r, x, *, chunk: int = 32):
-    r"""Outputs ``f0(x) + Theta(x, x_r) alpha_r`` of the linearized model ``p0 + J_r^T alpha_r``."""
+def predict_linearized(net0: Net, x_r, alpha_r, x, *, chunk: int = 32):
+    r"""Outputs ``f0(x) + Theta(x, x_r) alpha_r`` of the linearized model ``p0 + J_r^T alpha_r``, (B, K)."""
+    x_r, x = check_inputs("x_r", net0, x_r), check_inputs("x", net0, x)
     theta = ntk.kernel(net0, x, x_r, chunk=chunk)
     alpha_r = _targets("alpha_r", alpha_r, theta.shape[2], theta.shape[3])
     out = kernel_form.retrain_outputs(flatten(theta), _outputs(net0, x).ravel(), alpha_r.ravel())
     return out.reshape(theta.shape[:2])
 
 
-@jax.jit
 def parameters(net0: Net, x_r, alpha_r):
-    """The parameters ``p0 + J_r^T alpha_r`` of a model given by its dual coefficients."""
+    """The parameters ``p0 + J_r^T alpha_r`` of a model given by its dual coefficients (N_r, K)."""
+    x_r = check_inputs("x_r", net0, x_r)
+    _targets("alpha_r", alpha_r, x_r.shape[0], num_classes(net0))
+    return _parameters(net0, x_r, alpha_r)
+
+
+@jax.jit
+def _parameters(net0: Net, x_r, alpha_r):
     step = ntk.pullback(net0, x_r, alpha_r)
     return jax.tree.map(jnp.add, net0.params, step)
 
 
-@jax.jit
 def distance(params_a, params_b):
-    """Euclidean distance between two parameter pytrees."""
+    """Euclidean distance between two parameter pytrees of one structure."""
+    ntk.check_params("params_b", params_b, params_a, "params_a")
+    return _distance(params_a, params_b)
+
+
+@jax.jit
+def _distance(params_a, params_b):
     squares = jax.tree.map(lambda a, b: jnp.sum((a - b) ** 2), params_a, params_b)
     return jnp.sqrt(sum(jax.tree.leaves(squares)))
 
 
-@jax.jit
-def train(net0: Net, params, x, targets, lr, tol, max_steps):
+def gradient_descent(net0: Net, params, x, targets, lr, tol, max_steps):
     r"""Gradient descent of the linearized network in parameter space until the residual is small.
 
     .. math::
         p \leftarrow p - \eta\, J^\top (f_{\rm lin}(x; p) - y)
 
     Stops when ``||f_lin(x; p) - y|| <= tol * ||y||`` or after ``max_steps`` steps. Returns
-    ``(params, steps, residual_norm)``.
+    ``(params, steps, residual_norm)``. ``params``: the start, a pytree like ``net0.params``;
+    ``x``: (N, ...) inputs; ``targets``: (N, K).
     """
+    ntk.check_params("params", params, net0.params)
+    x = check_inputs("x", net0, x)
+    targets = _targets("targets", targets, x.shape[0], num_classes(net0))
+    _checks.positive("lr", lr)
+    _checks.positive("tol", tol)
+    max_steps = _checks.positive_int("max_steps", max_steps)
+    return _gradient_descent(net0, params, x, targets, lr, tol, max_steps)
+
+
+@jax.jit
+def _gradient_descent(net0: Net, params, x, targets, lr, tol, max_steps):
     scale = tol * jnp.linalg.norm(targets)
     residual = lambda p: ntk.linearized_apply(net0, p, x) - targets
 
@@ -134,8 +161,8 @@ def _dual_descent(theta, f0, alpha, targets, lr, steps):
     return jax.lax.fori_loop(0, steps, body, alpha)
 
 
-def unlearn(net0: Net, x, y, forget, *, labels_f=None, alpha_p=None, ridge=0.0, lr=None, tol=1e-13,
-            max_steps: int = 200_000, chunk: int = 32) -> Unlearned:
+def unlearn_linearized(net0: Net, x, y, forget, *, labels_f=None, alpha_p=None, ridge=0.0, lr=None, tol=1e-13,
+                       max_steps: int = 200_000, chunk: int = 32) -> tuple[Any, LinearizedInfo]:
     r"""Exact unlearning of a linearized network by relabeling, with its certificate.
 
     The original model is ``p_p = p0 + J^T alpha_p`` (by default the linearized network trained
@@ -154,13 +181,15 @@ def unlearn(net0: Net, x, y, forget, *, labels_f=None, alpha_p=None, ridge=0.0, 
       labels_f: (N_f, K) labels for D_f; None for MUSO's labels.
       alpha_p: (N, K) coefficients of the original model; None to train it in closed form.
       ridge: epsilon of the relabel / retrain solves. lr: step size (stable below
-        ``2 / lambda_max(Theta)``); None for ``2 / (lambda_max + lambda_min)``. tol, max_steps: stop when ``||residual|| <= tol ||targets||``.
+        ``2 / lambda_max(Theta)``); None for ``2 / (lambda_max + lambda_min)``. tol, max_steps:
+        stop when ``||residual|| <= tol ||targets||``.
       chunk: block size of the kernel computation.
+    Returns ``(params_u, LinearizedInfo)``: the fine-tuned parameters and their certificate.
     """
-    theta4 = ntk.kernel(net0, x, chunk=chunk)
-    n, k = theta4.shape[:2]
+    x = check_inputs("x", net0, x)
+    n, k = x.shape[0], num_classes(net0)
     y = _targets("y", y, n, k)
-    mask = _checks.forget_mask(forget, n)
+    mask = _checks.forget_set(forget, n)
     if labels_f is not None:
         labels_f = _targets("labels_f", labels_f, int(mask.sum()), k)
     if alpha_p is not None:
@@ -170,9 +199,13 @@ def unlearn(net0: Net, x, y, forget, *, labels_f=None, alpha_p=None, ridge=0.0, 
     _checks.positive("tol", tol)
     _checks.nonnegative("ridge", ridge)
     max_steps = _checks.positive_int("max_steps", max_steps)
-    x = jnp.asarray(x).astype(theta4.dtype)
+    start = time.perf_counter()
+    theta4 = ntk.kernel(net0, x, chunk=chunk)
+    x = x.astype(theta4.dtype)
     r, f = jnp.asarray(np.flatnonzero(~mask)), jnp.asarray(np.flatnonzero(mask))
-    return _unlearn(net0, theta4, x, y.astype(theta4.dtype), r, f, labels_f, alpha_p, ridge, lr, tol, max_steps)
+    params_u, info = jax.block_until_ready(
+        _unlearn(net0, theta4, x, y.astype(theta4.dtype), r, f, labels_f, alpha_p, ridge, lr, tol, max_steps))
+    return params_u, info._replace(seconds=time.perf_counter() - start)
 
 
 @jax.jit
@@ -190,22 +223,23 @@ def _unlearn(net0, theta4, x, y, r, f, labels_f, alpha_p, ridge, lr, tol, max_st
     alpha_r = jnp.zeros((n, k), theta.dtype).at[r].set(alpha_r.reshape(r.shape[0], k))
     if lr is None:
         # The constant step with the fastest worst-case rate, (cond - 1) / (cond + 1) a step.
-        spectrum = jnp.linalg.eigvalsh(theta)
+        spectrum = _linalg.eigvalsh(theta)
         lr = 2.0 / (spectrum[-1] + jnp.maximum(spectrum[0], 0.0))
     targets = y.at[f].set(labels_f)
-    params_p = parameters(net0, x, alpha_p)
-    params_r = parameters(net0, x, alpha_r)
-    params_u, steps, residual = train(net0, params_p, x, targets, lr, tol, max_steps)
+    params_p = _parameters(net0, x, alpha_p)
+    params_r = _parameters(net0, x, alpha_r)
+    params_u, steps, residual = _gradient_descent(net0, params_p, x, targets, lr, tol, max_steps)
     alpha_u = _dual_descent(theta, f0.ravel(), alpha_p.ravel(), targets.ravel(), lr, steps).reshape(n, k)
-    return Unlearned(
-        params=params_u,
+    kernel_gap = lambda a, b: kernel_form.parameter_gap(theta, a.ravel(), b.ravel())
+    return params_u, LinearizedInfo(
+        seconds=0.0,  # set by unlearn_linearized, outside the trace
         params_r=params_r,
         labels_f=labels_f,
         alpha_u=alpha_u,
         alpha_r=alpha_r,
         alpha_p=alpha_p,
-        relative_gap=distance(params_u, params_r) / distance(params_p, params_r),
-        relative_gap_kernel=kernel_form.relative_gap(theta, alpha_u.ravel(), alpha_r.ravel(), alpha_p.ravel()),
+        relative_gap=gaps.ratio(_distance(params_u, params_r), _distance(params_p, params_r)),
+        relative_gap_kernel=gaps.ratio(kernel_gap(alpha_u, alpha_r), kernel_gap(alpha_p, alpha_r)),
         residual=residual,
         steps=steps,
     )

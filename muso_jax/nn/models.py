@@ -1,7 +1,9 @@
 """Networks that expose what MUSO's relabel step reads: penultimate features and the head.
 
-Every model has ``features(x) -> z`` (penultimate activations, (B, F)) and ``head``, an
-``nnx.Linear(F, K)``; ``model(x) = head(features(x))``. The head's weight and bias, stacked as
+Every model has ``features(x, mask=None) -> z`` (penultimate activations, (B, F)) and ``head``,
+an ``nnx.Linear(F, K)``; ``model(x, mask=None) = head(features(x))``. ``mask`` ((B,) booleans)
+names the rows that enter BatchNorm's batch statistics in training mode: the padding rows of a
+short last batch must not (models without BatchNorm ignore it). The head's weight and bias, stacked as
 ``[kernel; bias]`` of shape (F + 1, K), are the last layer W of the MUSO paper, acting on
 ``[z, 1]`` (arXiv 2410.08557, nonlinear section).
 """
@@ -26,14 +28,14 @@ class MLP(nnx.Module):
                                 for a, b in zip(sizes[:-1], sizes[1:])])
         self.head = nnx.Linear(sizes[-1], num_classes, param_dtype=param_dtype, rngs=rngs)
 
-    def features(self, x):
+    def features(self, x, *, mask=None):
         z = x.reshape(x.shape[0], -1)
         for layer in self.layers:
             z = jax.nn.relu(layer(z))
         return z
 
-    def __call__(self, x):
-        return self.head(self.features(x))
+    def __call__(self, x, *, mask=None):
+        return self.head(self.features(x, mask=mask))
 
 
 class CNN(nnx.Module):
@@ -47,13 +49,18 @@ class CNN(nnx.Module):
         self.dense = nnx.Linear(flat, width, param_dtype=param_dtype, rngs=rngs)
         self.head = nnx.Linear(width, num_classes, param_dtype=param_dtype, rngs=rngs)
 
-    def features(self, x):
+    def features(self, x, *, mask=None):
         for conv in self.convs:
             x = nnx.max_pool(jax.nn.relu(conv(x)), (2, 2), strides=(2, 2))
         return jax.nn.relu(self.dense(x.reshape(x.shape[0], -1)))
 
-    def __call__(self, x):
-        return self.head(self.features(x))
+    def __call__(self, x, *, mask=None):
+        return self.head(self.features(x, mask=mask))
+
+
+def _normalize(bn: nnx.BatchNorm, x, mask):
+    """``bn(x)`` with batch statistics over the rows of ``mask`` only (all rows when None)."""
+    return bn(x, mask=None if mask is None else mask.reshape(mask.shape + (1,) * (x.ndim - 1)))
 
 
 class BasicBlock(nnx.Module):
@@ -70,10 +77,13 @@ class BasicBlock(nnx.Module):
             self.shortcut = nnx.data(nnx.Sequential(nnx.Conv(cin, cout, (1, 1), strides=stride, **kw),
                                                     nnx.BatchNorm(cout, param_dtype=param_dtype, rngs=rngs)))
 
-    def __call__(self, x):
-        y = jax.nn.relu(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        return jax.nn.relu(y + (x if self.shortcut is None else self.shortcut(x)))
+    def __call__(self, x, *, mask=None):
+        y = jax.nn.relu(_normalize(self.bn1, self.conv1(x), mask))
+        y = _normalize(self.bn2, self.conv2(y), mask)
+        if self.shortcut is not None:
+            conv, bn = self.shortcut.layers
+            x = _normalize(bn, conv(x), mask)
+        return jax.nn.relu(y + x)
 
 
 class ResNet18(nnx.Module):
@@ -91,14 +101,14 @@ class ResNet18(nnx.Module):
         self.blocks = nnx.List(blocks)
         self.head = nnx.Linear(cin, num_classes, param_dtype=param_dtype, rngs=rngs)
 
-    def features(self, x):
-        x = jax.nn.relu(self.bn(self.stem(x)))
+    def features(self, x, *, mask=None):
+        x = jax.nn.relu(_normalize(self.bn, self.stem(x), mask))
         for block in self.blocks:
-            x = block(x)
+            x = block(x, mask=mask)
         return jnp.mean(x, axis=(1, 2))
 
-    def __call__(self, x):
-        return self.head(self.features(x))
+    def __call__(self, x, *, mask=None):
+        return self.head(self.features(x, mask=mask))
 
 
 def make_model(name: str, in_shape, num_classes: int, *, seed: int, param_dtype=jnp.float32, **kwargs):
@@ -106,7 +116,14 @@ def make_model(name: str, in_shape, num_classes: int, *, seed: int, param_dtype=
     classes = dict(mlp=MLP, cnn=CNN, resnet18=ResNet18)
     if name not in classes:
         raise ValueError(f"argument `model`: expected one of {list(MODELS)}; got {name!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"argument `num_classes`: expected an integer >= 1; got {num_classes!r}")
     return classes[name](tuple(in_shape), num_classes, param_dtype=param_dtype, rngs=nnx.Rngs(seed), **kwargs)
+
+
+def num_classes(net) -> int:
+    """K, the number of logits of a split network (the width of its head)."""
+    return int(net.params["head"]["bias"][...].shape[0])
 
 
 def head_matrix(head_state) -> jax.Array:

@@ -28,12 +28,15 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 import muso_jax as mj
+from muso_jax import _checks, _linalg
 from muso_jax.nn.models import head_matrix, with_bias_column
 from muso_jax.nn.state import Net, forward, predict
-from muso_jax.nn.train import TrainConfig, cross_entropy, make_optimizer, make_step, run_epoch, steps_per_epoch
+from muso_jax.nn.train import (TrainConfig, check_unlearning, cross_entropy, make_optimizer, make_step, run_epoch,
+                               steps_per_epoch)
 
 PROJECTORS = ("exact", "authors_woodbury")
 
@@ -77,14 +80,17 @@ def head_projector(z, eps, variant: str = "exact"):
     factor eps, ``(1/eps)[I - Z^T (I + Z Z^T)^{-1} Z] Z^T Z``; its eigenvalues are
     ``s / (eps (1 + s))``, up to about 1/eps. Kept so users can see whether results depend on it.
     """
+    if variant not in PROJECTORS:
+        raise ValueError(f"argument `projector`: expected one of {list(PROJECTORS)}; got {variant!r}")
+    z = _checks.array("z", z, ndim=(2,), what="(n, F + 1) feature matrix")
+    _checks.nonnegative("eps", eps)
     if variant == "exact":
         return mj.projector(z, ridge=eps)
-    if variant == "authors_woodbury":
-        n = z.shape[0]
-        inner = jnp.linalg.solve(jnp.eye(n, dtype=z.dtype) + z @ z.T, z)
-        A = z.T @ z
-        return (A - z.T @ (inner @ A)) / eps
-    raise ValueError(f"argument `projector`: expected one of {list(PROJECTORS)}; got {variant!r}")
+    _checks.positive("eps", eps)  # the ablation divides by eps
+    n = z.shape[0]
+    inner = _linalg.solve(jnp.eye(n, dtype=z.dtype) + z @ z.T, z, well_posed=True)  # SPD, eigenvalues >= 1
+    A = z.T @ z
+    return (A - z.T @ (inner @ A)) / eps
 
 
 def relabel_head(P, W0, Wp):
@@ -98,8 +104,8 @@ def forget_logits(z_cur, z_orig, R, Wp):
 
 
 class MusoInfo(NamedTuple):
-    seconds: float  # wall clock of the unlearning alone (RTE)
-    changed_at_start: float  # share of D_f whose MUSO label differs from its true label, step 0
+    seconds: float  # wall clock of the unlearning alone (RTE), after the input checks
+    changed_at_start: float  # percent of D_f whose MUSO label differs from its true label, step 0
     changed_at_end: float  # the same with the final network's relabel
     epsilons: tuple
     losses: tuple
@@ -111,17 +117,27 @@ def _labels(net: Net, net_p: Net, x_f, R, Wp):
     return jnp.argmax(forget_logits(z_cur, z_orig, R, Wp), axis=1)
 
 
-def unlearn(key, net_p: Net, net_0: Net, x_r, y_r, x_f, y_f, cfg: MusoConfig = MusoConfig(),
-            on_batch=None) -> tuple[Net, MusoInfo]:
-    """Run MUSO from the original network ``net_p`` with its initialization ``net_0``."""
+def _percent_changed(labels, y) -> float:
+    return 100.0 * float(np.mean(np.asarray(labels) != np.asarray(y)))
+
+
+def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: MusoConfig, *, on_batch=None) -> tuple[Net, MusoInfo]:
+    """Run MUSO from the original network ``net_p`` with its initialization ``net0``.
+
+    Args:
+      key: PRNG key of the subsets and batch orders. net0, net_p: initialization and original.
+      x: (N, ...) inputs, y: (N,) labels in [0, K) of the original training set D.
+      forget: boolean mask over the N rows or their indices: D_f (the rest is D_r).
+      cfg: :class:`MusoConfig`. on_batch: called after every optimizer step (progress).
+    Returns ``(net_u, MusoInfo)``. The rows are arranged as D_r then D_f (each in the order of
+    ``x``) before every epoch's key-drawn shuffle.
+    """
     if cfg.projector not in PROJECTORS:
         raise ValueError(f"argument `projector`: expected one of {list(PROJECTORS)}; got {cfg.projector!r}")
-    if not 0 < cfg.subset_ratio <= 1:
-        raise ValueError(f"argument `subset_ratio`: expected a number in (0, 1]; got {cfg.subset_ratio!r}")
+    x_r, y_r, x_f, y_f = check_unlearning(net0, net_p, x, y, forget, cfg)
     start = time.perf_counter()
     graphdef = net_p.graphdef
-    W0, Wp = head_matrix(net_0.params["head"]), head_matrix(net_p.params["head"])
-    x_r, y_r, x_f, y_f = (jnp.asarray(a) for a in (x_r, y_r, x_f, y_f))
+    W0, Wp = head_matrix(net0.params["head"]), head_matrix(net_p.params["head"])
     x = jnp.concatenate([x_r, x_f])
     y = jnp.concatenate([y_r, y_f])
     is_forget = jnp.concatenate([jnp.zeros(len(y_r), bool), jnp.ones(len(y_f), bool)])
@@ -149,7 +165,7 @@ def unlearn(key, net_p: Net, net_0: Net, x_r, y_r, x_f, y_f, cfg: MusoConfig = M
         z = with_bias_column(predict(net, x_r[subset], features=True))
         R = relabel_head(head_projector(z, eps, cfg.projector), W0, Wp)
         if epoch == 0:
-            changed0 = float(jnp.mean(_labels(net, net_p, x_f, R, Wp) != y_f))
+            changed0 = _percent_changed(_labels(net, net_p, x_f, R, Wp), y_f)
         net, opt_state, value = run_epoch(
             jax.random.fold_in(key, 2 * epoch + 1), step, net, opt_state, x, y, cfg.batch_size,
             extra=lambda idx, R=R: dict(R=R, is_forget=is_forget[idx]), on_batch=on_batch)
@@ -159,5 +175,5 @@ def unlearn(key, net_p: Net, net_0: Net, x_r, y_r, x_f, y_f, cfg: MusoConfig = M
     seconds = time.perf_counter() - start
     z = with_bias_column(predict(net, x_r[subset], features=True))
     R_end = relabel_head(head_projector(z, eps_used[-1], cfg.projector), W0, Wp)
-    changed_end = float(jnp.mean(_labels(net, net_p, x_f, R_end, Wp) != y_f))
+    changed_end = _percent_changed(_labels(net, net_p, x_f, R_end, Wp), y_f)
     return net, MusoInfo(seconds, changed0, changed_end, tuple(eps_used), tuple(losses))

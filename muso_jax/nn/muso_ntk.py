@@ -38,14 +38,24 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from muso_jax import _linalg
 from muso_jax.nn import ntk
-from muso_jax.nn.state import Net, predict
-from muso_jax.nn.train import TrainConfig, cross_entropy, make_optimizer, make_step, run_epoch, steps_per_epoch
+from muso_jax.nn.models import num_classes
+from muso_jax.nn.state import Net, check_inputs, predict
+from muso_jax.nn.train import (TrainConfig, check_data, check_unlearning, cross_entropy, make_optimizer, make_step,
+                               run_epoch, steps_per_epoch)
+from muso_jax.nn.train import check_config as check_training_fields
 
 KERNELS = ("logit", "mean", "full")
+RIDGE_SCALES = ("mean_diagonal", "absolute")
 
 
 class NtkConfig(NamedTuple):
+    """``ridge`` is the epsilon added to the diagonal of Theta(X_r, X_r): as given when
+    ``ridge_scale="absolute"``, times the mean diagonal of Theta(X_r, X_r) when
+    ``"mean_diagonal"`` (the default: a relative ridge keeps its meaning when the kernel's scale
+    changes with the architecture)."""
+
     epochs: int = 5
     lr: float = 1e-3
     optimizer: str = "adam"
@@ -53,59 +63,79 @@ class NtkConfig(NamedTuple):
     weight_decay: float = 0.0
     kernel: str = "logit"
     logit: int = 0  # the logit of the "logit" kernel
-    ridge: float = 1e-6  # epsilon, relative to the mean diagonal of Theta(X_r, X_r)
+    ridge: float = 1e-6  # epsilon; see ridge_scale
+    ridge_scale: str = "mean_diagonal"  # "mean_diagonal": epsilon = ridge * mean(diag Theta_rr) | "absolute"
     soft: bool = False  # KL to softmax(f_r / temperature) instead of cross-entropy on argmax f_r
     temperature: float = 0.1  # f_r regresses one-hot targets: its outputs live on a 0-1 scale
     alternate: bool = False  # measured to fail (module docstring)
     chunk: int = 64
 
 
+class NtkInfo(NamedTuple):
+    seconds: float  # wall clock of the unlearning alone (RTE), kernels included, after the input checks
+
+
 def check_config(cfg: NtkConfig) -> None:
+    """Refuse, naming the field, a value of ``cfg`` outside its domain."""
     if cfg.kernel not in KERNELS:
         raise ValueError(f"argument `kernel`: expected one of {list(KERNELS)}; got {cfg.kernel!r}")
-    if not cfg.ridge >= 0:
-        raise ValueError(f"argument `ridge`: expected a number >= 0; got {cfg.ridge!r}")
-    if not cfg.temperature > 0:
-        raise ValueError(f"argument `temperature`: expected a number > 0; got {cfg.temperature!r}")
+    if cfg.ridge_scale not in RIDGE_SCALES:
+        raise ValueError(f"argument `ridge_scale`: expected one of {list(RIDGE_SCALES)}; got {cfg.ridge_scale!r}")
+    check_training_fields(cfg)
 
 
-def retrain_outputs(net: Net, x_r, y_r, x_f, num_classes: int, cfg: NtkConfig) -> np.ndarray:
-    """``f_r(X_f)``: the forget points' outputs of the linearized ``net`` retrained on D_r.
+def linearized_retrain_outputs(net: Net, x_r, y_r, x_f, cfg: NtkConfig) -> np.ndarray:
+    r"""``f_r(X_f)``: the forget points' outputs of the linearized ``net`` retrained on D_r, (N_f, K).
 
-    The (N_r K or N_r)-sized solve runs in float64 with NumPy whatever the x64 flag, so a
-    float32 network still gets an accurate relabel.
+    .. math::
+        f_r(X_f) = f_0(X_f) + \Theta_{fr} (\Theta_{rr} + \epsilon I)^{-1} (Y_r - f_0(X_r))
+
+    The (N_r K or N_r)-sized solve runs in float64 whatever the x64 flag, so a float32 network
+    still gets an accurate relabel. It is :func:`muso_jax._linalg.solve`: Cholesky, or the
+    pseudo-inverse where the kernel is numerically singular (ridge 0 with duplicated inputs, or
+    the full kernel of a network with fewer parameters than N_r K). Then ``f_r`` is the
+    minimum-norm least-squares fit of D_r, the limit of gradient descent on the linearized
+    network from p_0.
     """
     check_config(cfg)
-    x = jnp.concatenate([jnp.asarray(x_r), jnp.asarray(x_f)])
-    n_r, k = len(x_r), num_classes
+    x_r, y_r = check_data(net, x_r, y_r, x_name="x_r", y_name="y_r")
+    x_f = check_inputs("x_f", net, x_f)
+    k = num_classes(net)
+    if cfg.logit >= k:
+        raise ValueError(f"argument `logit`: expected a logit index in [0, {k}); got {cfg.logit!r}")
+    x = jnp.concatenate([x_r, x_f.astype(x_r.dtype)])
+    n_r = len(y_r)
     f0 = np.asarray(predict(net, x), np.float64)
     target = np.eye(k)[np.asarray(y_r)] - f0[:n_r]
     if cfg.kernel == "full":
         theta = np.asarray(ntk.kernel(net, x, chunk=cfg.chunk), np.float64).reshape(len(x) * k, len(x) * k)
         rr, fr = theta[: n_r * k, : n_r * k], theta[n_r * k:, : n_r * k]
-        alpha = _solve(rr, target.reshape(-1), cfg.ridge)
+        alpha = _kernel_solve(rr, target.reshape(-1), cfg)
         return f0[n_r:] + (fr @ alpha).reshape(-1, k)
     logits = [cfg.logit] if cfg.kernel == "logit" else range(k)
     theta = sum(np.asarray(ntk.kernel(net, x, chunk=cfg.chunk, output=a), np.float64) for a in logits) / len(logits)
-    alpha = _solve(theta[:n_r, :n_r], target, cfg.ridge)
+    alpha = _kernel_solve(theta[:n_r, :n_r], target, cfg)
     return f0[n_r:] + theta[n_r:, :n_r] @ alpha
 
 
-def _solve(K, r, ridge):
-    K = K + ridge * np.mean(np.diag(K)) * np.eye(len(K))
-    L = np.linalg.cholesky(K)
-    return np.linalg.solve(L.T, np.linalg.solve(L, r))
+def _kernel_solve(K, r, cfg: NtkConfig) -> np.ndarray:
+    """``(K + epsilon I)^{-1} r`` in float64, with epsilon from ``cfg.ridge`` and ``cfg.ridge_scale``."""
+    with jax.enable_x64(True):  # float64 even when the caller runs float32 (x64 off)
+        K, r = jnp.asarray(K, jnp.float64), jnp.asarray(r, jnp.float64)
+        eps = cfg.ridge * (jnp.mean(jnp.diagonal(K)) if cfg.ridge_scale == "mean_diagonal" else 1.0)
+        return np.asarray(_linalg.solve(K + eps * jnp.eye(K.shape[0], dtype=K.dtype), r))
 
 
-def unlearn(key, net_p: Net, net_0: Net, x_r, y_r, x_f, y_f, cfg: NtkConfig = NtkConfig(), on_batch=None):
-    """MUSO with NTK relabeling; the method interface of :mod:`muso_jax.nn.baselines`.
+def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: NtkConfig, *, on_batch=None) -> tuple[Net, NtkInfo]:
+    """MUSO with NTK relabeling; the signature of :func:`muso_jax.nn.muso.unlearn`.
 
-    Returns ``(net_u, seconds)``: the unlearned network and the wall clock (kernels included).
+    ``forget``: boolean mask over the rows of ``x`` or their indices (D_f). Returns
+    ``(net_u, NtkInfo)``: the unlearned network and the wall clock (kernels included).
     """
     check_config(cfg)
+    x_r, y_r, x_f, y_f = check_unlearning(net0, net_p, x, y, forget, cfg)
     start = time.perf_counter()
-    k = int(net_p.params["head"]["bias"][...].shape[0])
-    x_r, y_r, x_f, y_f = (jnp.asarray(a) for a in (x_r, y_r, x_f, y_f))
+    k = num_classes(net_p)
     x = jnp.concatenate([x_r, x_f])
     is_forget = jnp.concatenate([jnp.zeros(len(y_r), bool), jnp.ones(len(y_f), bool)])
     tx = make_optimizer(TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
@@ -121,10 +151,10 @@ def unlearn(key, net_p: Net, net_0: Net, x_r, y_r, x_f, y_f, cfg: NtkConfig = Nt
 
     step = make_step(net_p.graphdef, tx, loss)
     net, opt_state = net_p, tx.init(net_p.params)
-    outputs = retrain_outputs(net_0, x_r, y_r, x_f, k, cfg)
+    outputs = linearized_retrain_outputs(net0, x_r, y_r, x_f, cfg)
     for epoch in range(cfg.epochs):
         if cfg.alternate and epoch > 0:
-            outputs = retrain_outputs(net, x_r, y_r, x_f, k, cfg)
+            outputs = linearized_retrain_outputs(net, x_r, y_r, x_f, cfg)
         dtype = net_p.params["head"]["bias"][...].dtype
         target_f = jax.nn.softmax(jnp.asarray(outputs / cfg.temperature, dtype), axis=1)
         # Retained rows carry a dummy target; the loss reads their true labels.
@@ -134,4 +164,4 @@ def unlearn(key, net_p: Net, net_0: Net, x_r, y_r, x_f, y_f, cfg: NtkConfig = Nt
                                       extra=lambda idx: dict(target=target[idx], is_forget=is_forget[idx]),
                                       on_batch=on_batch)
     jax.block_until_ready(net.params)
-    return net, time.perf_counter() - start
+    return net, NtkInfo(time.perf_counter() - start)

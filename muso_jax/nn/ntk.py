@@ -28,7 +28,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from muso_jax import _checks
-from muso_jax.nn.state import Net, forward
+from muso_jax.nn.models import num_classes
+from muso_jax.nn.state import Net, check_inputs, forward
 
 
 def _dtype(net: Net):
@@ -43,15 +44,32 @@ def logits(net: Net, params, x):
 
 def _inputs(name: str, x, net: Net):
     """A batch of inputs in the parameters' dtype; returns it and the number of logits K."""
-    x = _checks.array(name, x, ndim=tuple(range(2, 6)), what="(B, ...) batch of inputs")
-    x = x.astype(_dtype(net))
-    try:
-        out = jax.eval_shape(lambda v: logits(net, net.params, v), x[:1])
-    except Exception as err:  # noqa: BLE001 - any shape failure inside the model is a bad input
+    return check_inputs(name, net, x).astype(_dtype(net)), num_classes(net)
+
+
+def check_params(name: str, params, reference, reference_name: str = "net0.params"):
+    """Raise unless ``params`` is a pytree of ``reference``'s structure and leaf shapes."""
+    if jax.tree.structure(params) != jax.tree.structure(reference):
         raise ValueError(
-            f"argument `{name}`: expected inputs the network accepts; got shape {tuple(x.shape)} ({err})"
-        ) from err
-    return x, out.shape[-1]
+            f"argument `{name}`: expected a parameter pytree with the structure of `{reference_name}` "
+            f"({len(jax.tree.leaves(reference))} leaves); got another structure ({len(jax.tree.leaves(params))} leaves)"
+        )
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(reference)):
+        if jnp.shape(a) != jnp.shape(b):
+            raise ValueError(
+                f"argument `{name}`: expected the leaf {jax.tree_util.keystr(path)} of shape {jnp.shape(b)} like "
+                f"`{reference_name}`; got shape {jnp.shape(a)}"
+            )
+
+
+def _outputs_like(name: str, v, x, net: Net, what: str):
+    """A (B, K) array matching the B inputs ``x`` and the K logits of ``net``."""
+    k = num_classes(net)
+    v = _checks.array(name, v, ndim=(2,), what=f"(B, K = {k}) {what}")
+    if v.shape != (x.shape[0], k):
+        raise ValueError(f"argument `{name}`: expected shape ({x.shape[0]}, {k}) (one row of K logits per input); "
+                         f"got shape {tuple(v.shape)}")
+    return v
 
 
 def _jacobian(net: Net, x, output):
@@ -181,6 +199,8 @@ def linearized_apply(net0: Net, params, x):
       params: parameters ``p`` with the structure of ``net0.params``.
       x: (B, ...) inputs. Returns (B, K) outputs.
     """
+    check_params("params", params, net0.params)
+    x, _ = _inputs("x", x, net0)
     dp = jax.tree.map(jnp.subtract, params, net0.params)
     f0, jdp = jax.jvp(lambda p: logits(net0, p, x), (net0.params,), (dp,))
     return f0 + jdp
@@ -192,6 +212,8 @@ def pullback(net0: Net, x, cotangent):
     ``net0.params + pullback(net0, x, alpha)`` is the model ``p0 + Phi^T alpha`` of the kernel
     form (:mod:`muso_jax.kernel_form`) with the tangent features as ``Phi``.
     """
+    x, _ = _inputs("x", x, net0)
+    cotangent = _outputs_like("cotangent", cotangent, x, net0, "array of coefficients")
     _, vjp = jax.vjp(lambda p: logits(net0, p, x), net0.params)
     return vjp(cotangent.astype(_dtype(net0)))[0]
 
@@ -207,6 +229,9 @@ def gradient_step(net0: Net, params, x, y, lr):
     ``p0 + row(J)``: the implicit bias of MUSO's lemma. Returns ``(params, residual)`` with the
     residual ``f_lin(x; p) - y`` before the step.
     """
+    x, _ = _inputs("x", x, net0)
+    y = _outputs_like("y", y, x, net0, "array of targets")
+    _checks.positive("lr", lr)
     residual = linearized_apply(net0, params, x) - y
     grad = pullback(net0, x, residual)
     return jax.tree.map(lambda p, g: p - lr * g, params, grad), residual

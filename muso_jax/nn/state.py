@@ -4,11 +4,18 @@ split / merge pattern turns a Module into functions that jit and grad handle."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+from muso_jax import _checks
+
+# Compiled evaluation functions kept, one per (architecture, features) pair. A run uses one or
+# two architectures; the bound keeps a long session that builds many from holding them all.
+PREDICT_CACHE_SIZE = 8
 
 
 class Net(NamedTuple):
@@ -22,16 +29,35 @@ def split(model) -> Net:
     return Net(graphdef, params, rest)
 
 
-def forward(graphdef, params, rest, x, *, train: bool, features: bool = False):
+def forward(graphdef, params, rest, x, *, train: bool, features: bool = False, mask=None):
     """Logits (or penultimate features) and the updated batch statistics.
 
     ``train=True`` normalizes with batch statistics and updates the running averages;
-    ``train=False`` uses the running averages (evaluation mode).
+    ``train=False`` uses the running averages (evaluation mode). ``mask``: (B,) booleans, the
+    rows that count in the batch statistics (padding rows are False); None counts every row.
     """
-    model = nnx.merge(graphdef, params, rest)
+    # copy=True gives the merged module Variables of the current trace: without it, BatchNorm's
+    # update of its running statistics under jax.grad raises flax's TraceContextError.
+    model = nnx.merge(graphdef, params, rest, copy=train)
     model.train() if train else model.eval()
-    out = model.features(x) if features else model(x)
+    out = model.features(x, mask=mask) if features else model(x, mask=mask)
     return out, nnx.split(model, nnx.Param, ...)[2]
+
+
+def check_inputs(name: str, net: Net, x):
+    """``x`` as an array of inputs the network accepts, (B, ...), finite when concrete.
+
+    Raises ValueError naming ``name`` on a wrong rank or shape (found by tracing one row through
+    the network, no computation), a non-numeric dtype or NaN/inf entries.
+    """
+    x = _checks.array(name, x, ndim=tuple(range(2, 6)), what="(B, ...) batch of inputs")
+    try:
+        jax.eval_shape(lambda p, r, v: forward(net.graphdef, p, r, v, train=False)[0], net.params, net.rest, x[:1])
+    except Exception as err:  # noqa: BLE001 - any shape failure inside the model is a bad input
+        raise ValueError(
+            f"argument `{name}`: expected inputs the network accepts; got shape {tuple(x.shape)} ({err})"
+        ) from err
+    return x
 
 
 def predict(net: Net, x, *, batch_size: int = 512, features: bool = False):
@@ -41,11 +67,6 @@ def predict(net: Net, x, *, batch_size: int = 512, features: bool = False):
     return jnp.concatenate(outs)
 
 
-_PREDICT = {}
-
-
+@functools.lru_cache(maxsize=PREDICT_CACHE_SIZE)
 def _predict_fn(graphdef, features):
-    key = (graphdef, features)
-    if key not in _PREDICT:
-        _PREDICT[key] = jax.jit(lambda p, r, x: forward(graphdef, p, r, x, train=False, features=features)[0])
-    return _PREDICT[key]
+    return jax.jit(lambda p, r, x: forward(graphdef, p, r, x, train=False, features=features)[0])
