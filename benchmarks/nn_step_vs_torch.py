@@ -79,7 +79,7 @@ def main(argv=None):
     x, y = d.x_train.astype(np.float32), d.y_train.astype(np.int32)
 
     # (1) MUSO against retraining, without a cache so retraining is timed, not loaded.
-    result = experiment.run(experiment.Setup(), muso.MusoConfig())
+    result = experiment.run_protocol(experiment.Setup(), muso.MusoConfig())
     muso_s, retrain_s = result["rows"]["MUSO"]["RTE_s"], result["rows"]["Retrain"]["RTE_s"]
     rows.append(dict(case="MUSO RTE / retraining time (digits, MLP, 10% random, incl. compile)",
                      muso_seconds=muso_s, retrain_seconds=retrain_s, ratio=muso_s / retrain_s))

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.scipy.linalg import cho_solve
 
@@ -141,3 +142,10 @@ _EIGVALSH = _sequential(lambda a: jnp.linalg.eigvalsh(a))
 def eigvalsh(a):
     """Eigenvalues of a symmetric matrix, ascending; under vmap a loop of unbatched calls."""
     return _EIGVALSH(a)
+
+
+def eigvalsh_host(a):
+    """Eigenvalues of a concrete symmetric matrix, on the host (NumPy), for input validation
+    before any program runs; no XLA program, hence no thread pool involved."""
+    a = np.asarray(a, np.float64)
+    return np.linalg.eigvalsh((a + a.T) / 2)

@@ -397,7 +397,7 @@ def _run_seeds(args, cfg, cache, others=None, tune=False):
                                  forget=args.forget, cls=args.cls, seed=seed, train=TrainConfig(epochs=args.epochs),
                                  dtype=args.dtype, scale=args.scale)
         progress = lambda stage, total, seed=seed: _progress(f"seed {seed} {stage}", total, "batch", leave=False)
-        runs.append(experiment.run(setup, cfg, cache=cache, progress=progress, others=others, tune=tune))
+        runs.append(experiment.run_protocol(setup, cfg, cache=cache, progress=progress, others=others, tune=tune))
     return runs
 
 
@@ -434,8 +434,8 @@ def _unlearn(args) -> int:
     _print_table(args, runs, summary, keys)
     gap = {k: summary["MUSO"][k][0] - summary["Retrain"][k][0] for k in keys[:6]}
     print(f"{'MUSO-Ret.':11}" + "".join(f"{gap[k]:+22.3f}" for k in keys[:6]))
-    changed0 = [100 * r["muso"]["changed_at_start"] for r in runs]
-    changed1 = [100 * r["muso"]["changed_at_end"] for r in runs]
+    changed0 = [r["muso"]["changed_at_start"] for r in runs]  # percent
+    changed1 = [r["muso"]["changed_at_end"] for r in runs]
     print(f"\nMUSO labels differing from the true labels on D_f: {np.mean(changed0):.1f}% at the first relabel, "
           f"{np.mean(changed1):.1f}% at the end. Projector: {cfg.projector}"
           f"{' (ABLATION: not a projector)' if cfg.projector != 'exact' else ''}.")

@@ -49,7 +49,7 @@ def _gram(name, K, n=None, n_name=None):
         if asym > tol * scale:
             raise ValueError(f"argument `{name}`: expected a symmetric kernel matrix; got max |K - K^T| = {asym:.3g} "
                              f"(max |K| = {scale:.3g})")
-        low = np.linalg.eigvalsh((k + k.T) / 2)
+        low = _linalg.eigvalsh_host(k)
         if low[0] < -tol * max(low[-1], 0.0):
             raise ValueError(f"argument `{name}`: expected a positive semi-definite kernel matrix; got eigenvalue "
                              f"{low[0]:.3g} (largest {low[-1]:.3g})")
@@ -191,7 +191,7 @@ def parameter_gap(K, alpha_a, alpha_b):
     return _gap(K, alpha_a - alpha_b)
 
 
-def relative_gap(K, alpha_u, alpha_r, alpha_p):
+def relative_gap_from_kernel(K, alpha_u, alpha_r, alpha_p):
     r"""The share of the way still to go: ``||theta_u - theta_r|| / ||theta_p - theta_r||``.
 
     .. math::

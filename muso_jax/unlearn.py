@@ -101,7 +101,7 @@ def unlearn_linear(
     trace: bool = False,
     monitor=None,
     stop=None,
-):
+) -> tuple[jax.Array, Certificate]:
     """Relabel D_f by ``method``, fine-tune from ``theta_p`` by SGD, certify against ``theta_r``.
 
     Args:

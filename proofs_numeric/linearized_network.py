@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from muso_jax import kernel_form
+from muso_jax import gaps, kernel_form
 from muso_jax.nn import linearized as lin
 from muso_jax.nn import ntk
 from muso_jax.nn.models import make_model
@@ -70,7 +70,7 @@ def _gap_trace(theta, f0, alpha_p, alpha_r, targets, lr, steps_index):
 
     def step(alpha, _):
         alpha = alpha - lr * (f0 + theta @ alpha - targets)
-        return alpha, kernel_form.relative_gap(theta, alpha, alpha_r, alpha_p)
+        return alpha, kernel_form.relative_gap_from_kernel(theta, alpha, alpha_r, alpha_p)
 
     return jax.lax.scan(step, alpha_p, steps_index)[1]
 
@@ -125,7 +125,7 @@ def _width(key, width, layers):
         muso_to_linearized=float(jnp.linalg.norm(out(p_u) - prediction)) / scale,
         retrain_to_linearized=float(jnp.linalg.norm(out(p_r) - prediction)) / scale,
         muso_to_retrain=float(jnp.linalg.norm(out(p_u) - out(p_r))) / scale,
-        param_gap=float(lin.distance(p_u, p_r) / lin.distance(p_p, p_r)),
+        param_gap=float(gaps.ratio(lin.distance(p_u, p_r), lin.distance(p_p, p_r))),
         steps=int(steps_p) + int(steps_u) + int(steps_r),
         residual=residual,
         converged=residual <= TRAIN_TOL,

@@ -77,7 +77,8 @@ def _fit(key, net, x, y, cfg, loss=None, extra=None, tx=None, on_batch=None, epo
 def _method(fn):
     """The public method around ``fn(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch)``:
     validation and the split into D_r and D_f first, then the timed unlearning."""
-    def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: BaselineConfig, *, on_batch=None):
+    def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: BaselineConfig, *,
+                on_batch=None) -> tuple[Net, BaselineInfo]:
         x_r, y_r, x_f, y_f = check_unlearning(net0, net_p, x, y, forget, cfg)
         start = time.perf_counter()
         net = fn(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch)

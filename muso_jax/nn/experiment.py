@@ -54,7 +54,7 @@ def grid(cfg):
     return [cfg._replace(lr=cfg.lr * f, epochs=e) for f in (0.1, 1.0, 10.0) for e in epochs]
 
 
-def run(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progress=None, others: Optional[dict] = None,
+def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progress=None, others: Optional[dict] = None,
         tune: bool = False):
     """Train or load Original and Retrain, run MUSO (and the baselines in ``others``, a dict
     name -> config of :data:`METHODS`) on the same split and the
