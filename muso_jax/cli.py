@@ -34,6 +34,7 @@ FLAGS = {
     # muso unlearn / compare: data.load_images, data.forget_mask, nn.experiment.Setup, nn.train.TrainConfig
     "name": "--data", "path": "--path", "scale": "--scale", "model": "--model", "scenario": "--scenario",
     "percent": "--forget", "cls": "--cls", "fine": "--cls", "dtype": "--dtype", "train.epochs": "--epochs",
+    "epochs": "--epochs",  # TrainConfig names its fields bare; MUSO's are checked as --muso-* first
     "muso_epochs": "--muso-epochs", "muso_lr": "--muso-lr", "muso.epochs": "--muso-epochs",
     "muso.lr": "--muso-lr", "projector": "--projector", "kernel": "--ntk-kernel",
     "methods": "--methods", "cache": "--cache",

@@ -1,6 +1,6 @@
 r"""The field's unlearning metrics, computed from model outputs (logits), all in percent.
 
-Protocol (theory.md section 5): a model is scored on the retain set D_r, the forget set D_f
+Protocol (docs/theory.md, section 5): a model is scored on the retain set D_r, the forget set D_f
 and the test set. Accuracies follow SalUn (Fan et al. 2024, arXiv 2310.12508): TA on the test
 set, RA on D_r, FA on D_f and UA = 100 - FA. Membership inference (MIA) comes in two
 conventions, kept apart here because papers report them under the same name:
@@ -237,7 +237,7 @@ def param_distance(params, reference) -> dict[str, float]:
 
     With :math:`a, b` the leaves of both trees flattened and concatenated (M scalars):
     ``{"l2": ||a - b||, "relative": ||a - b|| / ||b||, "per_param": ||a - b||^2 / M}``, the
-    absolute, relative and per-parameter distances of theory.md section 5 (the last is
+    absolute, relative and per-parameter distances of docs/theory.md, section 5 (the last is
     MUSO's Delta, arXiv 2410.08557). Computed in float64 on the host. The trees must have
     equal structure and leaf shapes, at least one scalar, and ``reference`` must be nonzero.
     """

@@ -14,7 +14,7 @@
 Images come back as (N, H, W, C) float32, labels as int32. Bundled images are divided by the
 format's maximum pixel (16 or 255); user files follow ``scale`` (:data:`SCALES`), see
 :func:`load_images`. ``ImageData.divided_by`` records the divisor applied. Coarse labels (a
-super-class per row) feed the sub-class forgetting scenario of theory.md section 5.
+super-class per row) feed the sub-class forgetting scenario of docs/theory.md, section 5.
 """
 
 from __future__ import annotations

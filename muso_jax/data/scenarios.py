@@ -1,4 +1,4 @@
-"""Forget sets of the unlearning protocol (theory.md section 5) as boolean masks over rows.
+"""Forget sets of the unlearning protocol (docs/theory.md, section 5) as boolean masks over rows.
 
 * ``"random"``: class-balanced random forgetting of ``percent``% of the training set (1% and
   10% in the field), i.e. ``round(percent / 100 * n_c)`` rows of every class ``c``.

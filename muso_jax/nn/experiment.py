@@ -1,5 +1,5 @@
 """One unlearning experiment on a network: Original, Retrain (same p_0, D_r only) and MUSO on
-the same split, with the protocol metrics (theory.md section 5). Pure orchestration: the caller
+the same split, with the protocol metrics (docs/theory.md, section 5). Pure orchestration: the caller
 passes progress callbacks and, to keep trained networks on disk, a cache (``muso_jax.io.cache.
 NetworkCache``); nothing here prints or writes files."""
 
