@@ -215,7 +215,7 @@ def _unlearn(net0, theta4, x, y, r, f, labels_f, alpha_p, ridge, lr, tol, max_st
     block = lambda a, b: flatten(theta4[a][:, :, b])
     f0 = _outputs(net0, x)
     if labels_f is None:
-        labels_f = kernel_form.muso_labels(block(r, r), block(f, r), y[r].ravel(), f0[r].ravel(), f0[f].ravel(),
+        labels_f = kernel_form.muso_labels_from_kernel(block(r, r), block(f, r), y[r].ravel(), f0[r].ravel(), f0[f].ravel(),
                                            ridge=ridge).reshape(f.shape[0], k)
     if alpha_p is None:
         alpha_p = kernel_form.dual_coefficients(theta, y.ravel(), f0.ravel(), ridge=ridge).reshape(n, k)
