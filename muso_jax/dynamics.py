@@ -245,7 +245,7 @@ def _sgd(key, phi, y, theta0, lr, decay, tol, retain, monitor_data, stop_data, *
     def run_check(theta, check):
         epoch, c = check // C, check % C
         ts = c * batches_per_check + jnp.arange(batches_per_check)
-        lrs = lr * (ts + 1.0) ** (-decay)
+        lrs = lr * (ts.astype(lr.dtype) + 1.0) ** (-decay)
         if full_batch:
             def gd_step(theta, lr_t):
                 r = (phi @ theta - y) * row_weight
@@ -355,6 +355,9 @@ def gd_iterate(phi, y, theta0, lr, steps):
             )
     e = theta0 - theta_inf
     coef = Vt @ e
-    factor = (1.0 - lr * s**2) ** steps
+    contraction = 1.0 - lr * s**2
+    # jnp.power checks the promotion of a traced integer exponent that it then passes to lax.pow
+    # unpromoted; strict dtype promotion refuses that check, so traced steps go to lax.pow directly.
+    factor = contraction**steps if _checks.is_concrete(steps) else lax.pow(contraction, steps)
     e_row = Vt.T @ coef
     return theta_inf + (e - e_row) + Vt.T @ (factor.reshape(factor.shape + (1,) * (coef.ndim - 1)) * coef)

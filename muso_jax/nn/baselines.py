@@ -90,7 +90,8 @@ def _method(fn):
 
 def _random_wrong_labels(key, y, k):
     """A uniformly random label different from the true one, per row."""
-    return (y + jax.random.randint(key, y.shape, 1, k)) % k
+    shift = jax.random.randint(key, y.shape, 1, k).astype(y.dtype)  # the labels' int type (may be int32)
+    return (y + shift) % k
 
 
 @_method

@@ -52,7 +52,9 @@ def check_inputs(name: str, net: Net, x):
     """
     x = _checks.array(name, x, ndim=tuple(range(2, 6)), what="(B, ...) batch of inputs")
     try:
-        jax.eval_shape(lambda p, r, v: forward(net.graphdef, p, r, v, train=False)[0], net.params, net.rest, x[:1])
+        # The probe row in the parameters' dtype: it checks shapes, not a float32/float64 mix.
+        probe = x[:1].astype(jax.tree.leaves(net.params)[0].dtype)
+        jax.eval_shape(lambda p, r, v: forward(net.graphdef, p, r, v, train=False)[0], net.params, net.rest, probe)
     except Exception as err:  # noqa: BLE001 - any shape failure inside the model is a bad input
         raise ValueError(
             f"argument `{name}`: expected inputs the network accepts; got shape {tuple(x.shape)} ({err})"

@@ -149,6 +149,7 @@ def make_step(graphdef, tx, loss: Callable = None):
     def objective(params, rest, xb, yb, wb, extra):
         logits, new_rest = forward(graphdef, params, rest, xb, train=True, mask=wb > 0)
         per_example = loss(params, rest, logits, xb, yb, extra)
+        wb = wb.astype(per_example.dtype)  # float32 batch weights; the loss has the parameters' dtype
         return jnp.sum(wb * per_example) / jnp.maximum(jnp.sum(wb), 1.0), new_rest
 
     @jax.jit
