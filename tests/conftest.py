@@ -9,6 +9,7 @@ import os
 
 import jax
 import optax
+from flax import nnx
 from hypothesis import HealthCheck, settings
 
 jax.config.update("jax_enable_x64", True)
@@ -51,6 +52,11 @@ def _optax_under_standard_promotion(factory):
 # promotion; the library code around them (the loss, the step, the models) stays strict.
 for _name in ("adam", "adamw", "cosine_decay_schedule", "piecewise_constant_schedule"):
     setattr(optax, _name, _optax_under_standard_promotion(getattr(optax, _name)))
+
+# flax 0.12.8's BatchNorm keeps its running statistics in float32 whatever param_dtype is, and
+# mixes them with the float64 batch statistics when it updates them; that is inside flax, so
+# BatchNorm's own call (only it) runs under standard promotion.
+nnx.BatchNorm.__call__ = _standard_promotion(nnx.BatchNorm.__call__)
 
 settings.register_profile(
     "default", max_examples=8, deadline=None, derandomize=True, print_blob=True,

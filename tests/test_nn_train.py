@@ -65,7 +65,7 @@ class _WithBatchNorm(nnx.Module):
 
     def __init__(self, rngs):
         self.dense = nnx.Linear(4, 6, param_dtype=jnp.float64, rngs=rngs)
-        self.bn = nnx.BatchNorm(6, momentum=0.5, param_dtype=jnp.float64, rngs=rngs)
+        self.bn = nnx.BatchNorm(6, momentum=0.5, dtype=jnp.float64, param_dtype=jnp.float64, rngs=rngs)
         self.head = nnx.Linear(6, 3, param_dtype=jnp.float64, rngs=rngs)
 
     def features(self, x, *, mask=None):
@@ -157,7 +157,7 @@ def test_training_learns_is_replayed_by_the_key_and_resumes_exactly(tmp_path):
     a = train(jax.random.key(0), net0, x, y, cfg)
     b = train(jax.random.key(0), net0, x, y, cfg)
     assert all(bool(jnp.array_equal(u, v)) for u, v in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)))
-    assert float(jnp.mean(jnp.argmax(predict(a, x), 1) == y)) > 0.9
+    assert float(jnp.mean(jnp.argmax(predict(a, x), 1) == jnp.asarray(y, jnp.int64))) > 0.9
     # Interrupt after epoch 2 (checkpoint to disk), resume: identical to the uninterrupted run.
     saved = {}
 

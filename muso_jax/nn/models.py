@@ -69,13 +69,13 @@ class BasicBlock(nnx.Module):
     def __init__(self, cin: int, cout: int, stride: int, *, param_dtype, rngs):
         kw = dict(use_bias=False, param_dtype=param_dtype, rngs=rngs)
         self.conv1 = nnx.Conv(cin, cout, (3, 3), strides=stride, **kw)
-        self.bn1 = nnx.BatchNorm(cout, param_dtype=param_dtype, rngs=rngs)
+        self.bn1 = nnx.BatchNorm(cout, dtype=param_dtype, param_dtype=param_dtype, rngs=rngs)
         self.conv2 = nnx.Conv(cout, cout, (3, 3), **kw)
-        self.bn2 = nnx.BatchNorm(cout, param_dtype=param_dtype, rngs=rngs)
+        self.bn2 = nnx.BatchNorm(cout, dtype=param_dtype, param_dtype=param_dtype, rngs=rngs)
         self.shortcut = nnx.data(None)
         if stride != 1 or cin != cout:
             self.shortcut = nnx.data(nnx.Sequential(nnx.Conv(cin, cout, (1, 1), strides=stride, **kw),
-                                                    nnx.BatchNorm(cout, param_dtype=param_dtype, rngs=rngs)))
+                                                    nnx.BatchNorm(cout, dtype=param_dtype, param_dtype=param_dtype, rngs=rngs)))
 
     def __call__(self, x, *, mask=None):
         y = jax.nn.relu(_normalize(self.bn1, self.conv1(x), mask))
@@ -92,7 +92,7 @@ class ResNet18(nnx.Module):
     def __init__(self, in_shape, num_classes: int, width: int = 64, *, param_dtype, rngs):
         c = in_shape[-1]
         self.stem = nnx.Conv(c, width, (3, 3), use_bias=False, param_dtype=param_dtype, rngs=rngs)
-        self.bn = nnx.BatchNorm(width, param_dtype=param_dtype, rngs=rngs)
+        self.bn = nnx.BatchNorm(width, dtype=param_dtype, param_dtype=param_dtype, rngs=rngs)
         blocks, cin = [], width
         for i, cout in enumerate((width, 2 * width, 4 * width, 8 * width)):
             for j in range(2):
