@@ -1,8 +1,8 @@
-"""Row-sharded vs one-device results, run by tests/test_sharding.py in a fresh process.
+"""Row-sharded vs one-device results: :func:`checks`, called by tests/test_sharding.py in the
+pytest process (four CPU devices from tests/conftest.py).
 
-Needs XLA_FLAGS=--xla_force_host_platform_device_count=4 and JAX_ENABLE_X64=1 in the
-environment before jax is imported (the pytest process already holds a one-device jax).
-Prints one line ``RESULT {json}`` with the device count, the shardings seen on the inputs and
+Run alone, it needs XLA_FLAGS=--xla_force_host_platform_device_count=4 and JAX_ENABLE_X64=1 in
+the environment before jax is imported, and prints one line ``RESULT {json}`` with the device count, the shardings seen on the inputs and
 outputs, and the max relative differences sharded vs unsharded. ``--timing`` adds wall times of
 min_norm_solution at N=2000, M=8000 on one device vs row-sharded over all devices.
 """

@@ -1,15 +1,11 @@
 """Row-sharded inputs give the one-device results (muso_jax.sharding, issue 6).
 
-Four CPU devices need XLA_FLAGS before jax is imported, and this process already has a
-one-device jax, so the sharded comparisons run in a subprocess (tests/_sharded_checks.py) that
-prints one JSON line; the tests here assert on it. The argument checks run in-process.
+Four CPU devices come from tests/conftest.py (jax_num_cpu_devices = 4, set before the CPU
+backend starts), so the sharded comparisons of tests/_sharded_checks.py run in this process;
+that file also runs alone (with XLA_FLAGS) for its --timing mode.
 """
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +16,6 @@ from jax.sharding import AxisType, PartitionSpec as P
 from muso_jax import sharding as sh
 from helpers import problem
 
-ROOT = Path(__file__).resolve().parent.parent
 
 # Closed forms: the partitioned program splits the sums of Phi theta0, Phi Phi^T and
 # Phi^T alpha across devices, which reorders float64 additions; on these well-conditioned
@@ -34,20 +29,12 @@ SGD_RTOL = 1e-12
 
 @pytest.fixture(scope="module")
 def sharded():
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
-    env["JAX_PLATFORMS"] = "cpu"  # four fake CPU devices even on a GPU/TPU host
-    env["JAX_ENABLE_X64"] = "1"
-    env["JAX_NUMPY_RANK_PROMOTION"] = "raise"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "_sharded_checks.py")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert len(lines) == 1, proc.stdout[-3000:]
-    return json.loads(lines[0][len("RESULT "):])
+    """The sharded-vs-one-device comparisons, in this process: tests/conftest.py gives it four
+    CPU devices (jax_num_cpu_devices) before the backend starts."""
+    import _sharded_checks
+
+    assert jax.device_count() == 4, "tests/conftest.py sets jax_num_cpu_devices = 4"
+    return json.loads(json.dumps(_sharded_checks.checks(sh.row_mesh())))
 
 
 def test_inputs_are_really_row_sharded(sharded):
