@@ -9,6 +9,7 @@ import os
 
 import jax
 import optax
+from flax import nnx
 from hypothesis import HealthCheck, settings
 
 jax.config.update("jax_enable_x64", True)
@@ -51,6 +52,11 @@ def _optax_under_standard_promotion(factory):
 # promotion; the library code around them (the loss, the step, the models) stays strict.
 for _name in ("adam", "adamw", "cosine_decay_schedule", "piecewise_constant_schedule"):
     setattr(optax, _name, _optax_under_standard_promotion(getattr(optax, _name)))
+# flax 0.12.8's nnx.BatchNorm keeps its running mean and variance in float32 whatever
+# `param_dtype` (normalization.py creates them with jnp.float32) and promotes them with the
+# inputs and its float64 scale and bias: a float32/float64 mix inside flax that strict promotion
+# refuses. Only BatchNorm's call runs under standard promotion.
+nnx.BatchNorm.__call__ = _standard_promotion(nnx.BatchNorm.__call__)
 
 settings.register_profile(
     "default", max_examples=8, deadline=None, derandomize=True, print_blob=True,
