@@ -1,10 +1,11 @@
-"""Row-sharded vs one-device results: :func:`checks`, called by tests/test_sharding.py in the
-pytest process (four CPU devices from tests/conftest.py).
+"""Row-sharded vs one-device results over four CPU devices, for tests/test_sharding.py.
 
-Run alone, it needs XLA_FLAGS=--xla_force_host_platform_device_count=4 and JAX_ENABLE_X64=1 in
-the environment before jax is imported, and prints one line ``RESULT {json}`` with the device count, the shardings seen on the inputs and
-outputs, and the max relative differences sharded vs unsharded. ``--timing`` adds wall times of
-min_norm_solution at N=2000, M=8000 on one device vs row-sharded over all devices.
+:func:`checks` returns the device count, the shardings seen on the inputs and outputs, and the
+max relative differences sharded vs unsharded; the tests call it in-process (tests/conftest.py
+gives the test process four CPU devices). Run as a script it prints one line ``RESULT {json}``;
+``--timing`` adds wall times of min_norm_solution at N=2000, M=8000 on one device vs row-sharded
+over all devices. As a script it asks for the four devices itself (``jax_num_cpu_devices``), and
+needs ``JAX_ENABLE_X64=1``.
 """
 
 import json
@@ -59,7 +60,7 @@ def checks(mesh):
     phi_r_s, y_r_s, phi_f_s = (sh.shard_rows(a, mesh) for a in (phi_r, y_r, phi_f))
 
     out = {
-        "devices": jax.device_count(),
+        "devices": mesh.size,
         "mesh": str(mesh),
         "inputs": {
             "phi_spec": spec(phi_s),
@@ -117,7 +118,7 @@ def checks(mesh):
         out["indivisible_error"] = None
     except ValueError as err:
         out["indivisible_error"] = str(err)
-    pad = (-n_odd) % jax.device_count()
+    pad = (-n_odd) % mesh.size
     phi_pad = jnp.concatenate([phi[:n_odd], jnp.zeros((pad, phi.shape[1]))])
     y_pad = jnp.concatenate([y[:n_odd], jnp.zeros(pad)])
     mask = jnp.arange(n_odd + pad) < n_odd
@@ -155,12 +156,11 @@ def timing(mesh, repeats=3):
 
 
 def main():
+    jax.config.update("jax_num_cpu_devices", 4)  # before the CPU backend starts
     if not jax.config.jax_enable_x64:
         raise SystemExit("set JAX_ENABLE_X64=1")
     if jax.device_count() != 4:
-        raise SystemExit(
-            f"expected 4 devices (XLA_FLAGS=--xla_force_host_platform_device_count=4); got {jax.device_count()}"
-        )
+        raise SystemExit(f"expected 4 devices (JAX_PLATFORMS=cpu on an accelerator host); got {jax.device_count()}")
     mesh = sh.row_mesh()
     out = checks(mesh)
     if "--timing" in sys.argv:

@@ -52,10 +52,10 @@ def _optax_under_standard_promotion(factory):
 # promotion; the library code around them (the loss, the step, the models) stays strict.
 for _name in ("adam", "adamw", "cosine_decay_schedule", "piecewise_constant_schedule"):
     setattr(optax, _name, _optax_under_standard_promotion(getattr(optax, _name)))
-
-# flax 0.12.8's BatchNorm keeps its running statistics in float32 whatever param_dtype is, and
-# mixes them with the float64 batch statistics when it updates them; that is inside flax, so
-# BatchNorm's own call (only it) runs under standard promotion.
+# flax 0.12.8's nnx.BatchNorm keeps its running mean and variance in float32 whatever
+# `param_dtype` (normalization.py creates them with jnp.float32) and promotes them with the
+# inputs and its float64 scale and bias: a float32/float64 mix inside flax that strict promotion
+# refuses. Only BatchNorm's call runs under standard promotion.
 nnx.BatchNorm.__call__ = _standard_promotion(nnx.BatchNorm.__call__)
 
 settings.register_profile(

@@ -51,6 +51,8 @@ def sgd_error_bound(residual, phi, scale=1.0) -> float:
     """Bound on ||theta - theta_inf|| for an iterate with theta - theta_inf in row(Phi).
 
     ||Phi e|| >= s_min ||e|| for e in the row space, so ||e|| <= residual / s_min; the second
-    term allows float64 round-off accumulated over the run (relative 1e-11 of the parameters).
+    term allows float64 round-off accumulated over the run, relative 1e-11 of the parameters: the
+    longest runs take ~5e5 updates of ~eps relative round-off each, ~sqrt(5e5) eps ~ 2e-13 if
+    they accumulate like a random walk (the contraction of later steps damps the early ones).
     """
     return float(residual) / smallest_singular_value(phi) + 1e-11 * float(scale)

@@ -42,9 +42,13 @@ def test_muso_linear_end_to_end(tmp_path, capsys):
     assert [r["method"] for r in rows] == ["Retrain", "Original", "MUSO", "Am", "BT"]
     assert all({"ta", "fa", "delta", "ta_std", "fa_std", "delta_std"} <= set(r) for r in rows)
     by = {r["method"]: r for r in rows}
-    # MUSO reaches retraining in parameter space; the baselines stay O(1e-2) away.
+    # MUSO heads for retraining in parameter space; the baselines stay O(1e-1) away. Measured:
+    # MUSO 1.5e-7 after its 600 epochs (not yet at --tol), the others >= 0.13: a ratio of 1e-6;
+    # 1e-4 claims the separation with a margin of 100.
     assert by["MUSO"]["delta"] < 1e-4 * min(by[m]["delta"] for m in ("Original", "Am", "BT"))
-    assert by["MUSO"]["fa"] == pytest.approx(by["Retrain"]["fa"])
+    # FA is a mean of discrete percentages: one flipped prediction of 70 moves it by ~0.7, so
+    # approx's 1e-6 relative only absorbs the rounding of the mean; it means equal predictions.
+    assert by["MUSO"]["fa"] == pytest.approx(by["Retrain"]["fa"], rel=1e-6)
     assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
     captured = capsys.readouterr()

@@ -14,9 +14,13 @@ seeds = st.integers(0, 2**16)
 shapes = st.sampled_from(SHAPES)
 classes = st.sampled_from([0, 3])  # 0: +-1 targets of shape (N,); 3: one-hot (N, 3)
 
-# Exact identities evaluated through a Cholesky solve at Gram condition ~3: 1e-10 relative
-# leaves four orders of magnitude above float64 round-off.
+# Exact identities evaluated through a Cholesky solve at Gram condition ~5 (helpers.SIGMA):
+# float64 round-off ~cond N eps ~ 3e-14 (measured <= 4e-15); 1e-10 relative leaves a wide margin
+# and still fails on any algebraic error (O(1)).
 EXACT = 1e-10
+# Entries of P (M x M, M <= 160, entries at most 1) and its eigenvalues: eigvalsh and the solve
+# behind P each add ~M eps ~ 4e-14 absolute (measured <= 2e-15); 1e-12 absolute, no relative part.
+PROJ_ATOL = 1e-12
 
 
 def _reference_min_norm(phi, y, theta0):
@@ -72,10 +76,10 @@ def test_projector_is_an_orthogonal_projector(seed, shape):
     assert float(jnp.max(jnp.abs(P - P.T))) <= 1e-15  # X^T X: symmetric up to matmul round-off
     assert rel(P @ P, P) < EXACT
     eig = jnp.linalg.eigvalsh(P)
-    # Eigenvalues in {0, 1}: N of them at 1 (rank N), the rest at 0, up to round-off 1e-12.
-    np.testing.assert_allclose(eig[-shape[0]:], 1.0, atol=1e-12)
-    np.testing.assert_allclose(eig[: -shape[0]], 0.0, atol=1e-12)
-    np.testing.assert_allclose(P @ phi.T, phi.T, atol=1e-12)
+    # Eigenvalues in {0, 1}: N of them at 1 (rank N), the rest at 0, up to PROJ_ATOL.
+    np.testing.assert_allclose(eig[-shape[0]:], 1.0, rtol=0, atol=PROJ_ATOL)
+    np.testing.assert_allclose(eig[: -shape[0]], 0.0, rtol=0, atol=PROJ_ATOL)
+    np.testing.assert_allclose(P @ phi.T, phi.T, rtol=0, atol=PROJ_ATOL)
 
 
 def test_ridge_projector_has_eigenvalues_s_over_s_plus_ridge():
@@ -83,8 +87,8 @@ def test_ridge_projector_has_eigenvalues_s_over_s_plus_ridge():
     ridge = 0.3
     s2 = jnp.linalg.svd(phi, compute_uv=False) ** 2
     eig = jnp.linalg.eigvalsh(mj.projector(phi, ridge=ridge))
-    np.testing.assert_allclose(jnp.sort(eig)[-len(s2):], jnp.sort(s2 / (s2 + ridge)), atol=1e-12)
-    assert float(eig.min()) > -1e-12 and float(eig.max()) < 1.0
+    np.testing.assert_allclose(jnp.sort(eig)[-len(s2):], jnp.sort(s2 / (s2 + ridge)), rtol=0, atol=PROJ_ATOL)
+    assert float(eig.min()) > -PROJ_ATOL and float(eig.max()) < 1.0  # the zero eigenvalues, up to round-off
 
 
 def test_where_mask_equals_solving_on_the_subset():
@@ -109,7 +113,9 @@ def test_under_parameterized_warns_and_falls_back_to_least_squares():
         theta = mj.min_norm_solution(p.phi, p.y, p.theta0)
     assert jnp.all(jnp.isfinite(theta))
     # Full column rank: the least-squares solution is unique; the residual is not zero.
-    assert rel(theta, _reference_min_norm(p.phi, p.y, p.theta0)) < 1e-8
+    # cond(Phi) ~ 5 here: even through normal equations the error is ~cond^2 eps ~ 5e-15
+    # (measured 4e-15), so EXACT (was 1e-8, needlessly loose).
+    assert rel(theta, _reference_min_norm(p.phi, p.y, p.theta0)) < EXACT
     assert rel(p.phi @ theta, p.y) > 1e-2
     assert not bool(mj.full_row_rank(p.phi))
 
@@ -120,8 +126,11 @@ def test_repeated_rows_fall_back_to_the_pseudo_inverse():
     y = jnp.concatenate([p.y, p.y[:3]])
     assert not bool(mj.full_row_rank(phi)) and bool(mj.full_row_rank(p.phi))
     theta = mj.min_norm_solution(phi, y, p.theta0)
-    assert rel(theta, mj.min_norm_solution(p.phi, p.y, p.theta0)) < 1e-8
-    assert rel(mj.projector(phi), mj.projector(p.phi)) < 1e-8
+    # The SVD pseudo-inverse drops the 3 zero singular values (at round-off, ~eps s_max, far below
+    # its cutoff) and inverts the rest, condition ~5: round-off again (measured 1.2e-15), so EXACT
+    # (was 1e-8, needlessly loose).
+    assert rel(theta, mj.min_norm_solution(p.phi, p.y, p.theta0)) < EXACT
+    assert rel(mj.projector(phi), mj.projector(p.phi)) < EXACT
 
 
 @pytest.mark.parametrize(
@@ -136,6 +145,8 @@ def test_repeated_rows_fall_back_to_the_pseudo_inverse():
 def test_jit_equals_eager_and_vmap_equals_loop(fn):
     probs = [problem(s, *SHAPES[0]) for s in range(3)]
     eager = [fn(p.phi, p.y, p.theta0) for p in probs]
+    # The same operations, possibly fused or batched differently by XLA: a few ulp at most
+    # (measured 0); 1e-12 relative (1e-13 absolute for entries near 0) still catches any mix-up.
     np.testing.assert_allclose(jax.jit(fn)(*probs[0][1:]), eager[0], rtol=1e-12, atol=1e-13)
     stacked = [jnp.stack(a) for a in zip(*(p[1:] for p in probs))]
     np.testing.assert_allclose(jax.vmap(fn)(*stacked), jnp.stack(eager), rtol=1e-12, atol=1e-13)
@@ -178,12 +189,15 @@ def test_projector_is_the_same_matrix_solved_on_either_side(ridge):
     phi = np.asarray(problem(21, 40, 6).phi)  # N_r = 40 rows, M = 12 features
     P = np.asarray(mj.projector(phi, ridge=ridge))
     reference = phi.T @ np.linalg.pinv(phi @ phi.T + ridge * np.eye(40), hermitian=True) @ phi
-    np.testing.assert_allclose(P, reference, atol=1e-10)
-    np.testing.assert_allclose(P, P.T, atol=1e-15)
+    # The reference inverts the 40 x 40 Gram of rank 12 (ridge 0: NumPy's pinv cuts its null space)
+    # at cond(Phi)^2 ~ 8: a few 1e-15 of round-off plus what the cutoff leaves (measured 2.6e-13);
+    # 1e-10 absolute on entries at most 1.
+    np.testing.assert_allclose(P, reference, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(P, P.T, rtol=0, atol=1e-15)  # symmetric by construction, up to matmul round-off
     eig = np.linalg.eigvalsh(P)
-    assert eig.min() > -1e-12 and eig.max() < 1 + 1e-12
+    assert eig.min() > -PROJ_ATOL and eig.max() < 1 + PROJ_ATOL
     if ridge == 0.0:  # full column rank: the row space is everything
-        np.testing.assert_allclose(P, np.eye(12), atol=1e-10)
+        np.testing.assert_allclose(P, np.eye(12), rtol=0, atol=PROJ_ATOL)  # 12 x 12 solve at cond ~8 (measured 4e-16)
 
 
 def test_reverse_mode_gradients_flow_through_the_closed_form():

@@ -112,7 +112,8 @@ def test_cifar10_decodes_channel_major_rows_pixel_exactly(cifar10_dir):
     np.testing.assert_array_equal(d.x_test, expected["test_batch"][0].astype(np.float32) / 255)
     assert d.y_train.tolist() == sum((expected[f"data_batch_{i}"][1] for i in range(1, 6)), [])
     assert d.y_test.tolist() == expected["test_batch"][1]
-    # Spot checks against the layout itself: pixel (row 1, col 2) of the first image.
+    # Spot checks against the layout itself: pixel (row 1, col 2) of the first image. float32
+    # k / 255 * 255 is k up to ~255 * 6e-8 ~ 1.5e-5; 1e-4 still tells any two bytes apart.
     rows, _ = _cifar_rows(1, offset=0)
     assert d.x_train[0, 1, 2, 0] * 255 == pytest.approx(rows[0, 0 * PLANE + 1 * SIDE + 2], abs=1e-4)
     assert d.x_train[0, 1, 2, 1] * 255 == pytest.approx(rows[0, 1 * PLANE + 1 * SIDE + 2], abs=1e-4)
@@ -267,7 +268,7 @@ def test_npz_scale_option(tmp_path):
     unit = (x8 / 255).astype(np.float32)
     d = load_images("npz", path=_npz(tmp_path, "u.npz", x_train=unit, y_train=[0, 1], x_test=unit, y_test=[1, 0]),
                     scale="255")  # asked for: divides even values in [0, 1]
-    np.testing.assert_allclose(d.x_train[..., 0], unit / 255, rtol=1e-6)  # float32 round-off
+    np.testing.assert_allclose(d.x_train[..., 0], unit / 255, rtol=1e-6)  # float32 round-off: eps 6e-8 a division
     standardized = np.array([[[-1.5, 2.0]], [[0.5, -0.2]]], np.float32)
     d = load_images("npz", path=_npz(tmp_path, "s.npz", x_train=standardized, y_train=[0, 1], x_test=standardized,
                                      y_test=[0, 1]))  # auto: outside [0, 255], kept as is

@@ -84,6 +84,7 @@ def test_protocol_metrics_combines_the_definitions():
 def test_avg_gap_exact():
     m = {"TA": 90.0, "FA": 80.0, "MIA": 50.0, "RA": 1.0}
     r = {"TA": 92.0, "FA": 86.0, "MIA": 47.0}
+    # A handful of float64 operations on small exact numbers: an ulp or two (1e-15 ~ 4.5 ulp).
     assert metrics.avg_gap(m, r, ["TA", "FA", "MIA"]) == pytest.approx(11.0 / 3.0, rel=1e-15)
     assert metrics.avg_gap(m, r, ("TA",)) == 2.0
 
@@ -92,6 +93,7 @@ def test_param_distance_exact():
     a = {"w": jnp.array([[1.0, 2.0], [3.0, 4.0]]), "b": jnp.array([1.0])}
     b = {"w": jnp.array([[1.0, 2.0], [3.0, 0.0]]), "b": jnp.array([4.0])}
     # a - b = (0, 0, 0, 4, -3): ||a - b|| = 5, ||b|| = sqrt(1 + 4 + 9 + 16) = sqrt(30), M = 5.
+    # Sums of small integers and one sqrt: an ulp or two (1e-15 ~ 4.5 ulp).
     out = metrics.param_distance(a, b)
     assert out["l2"] == pytest.approx(5.0, rel=1e-15)
     assert out["relative"] == pytest.approx(5.0 / math.sqrt(30.0), rel=1e-15)

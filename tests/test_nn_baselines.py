@@ -66,7 +66,9 @@ def test_salun_frozen_weights_stay_bit_identical_under_momentum_and_weight_decay
     cfg = _small("SalUn")._replace(weight_decay=5e-2, lr=0.1)  # strong decay and momentum
     mask = baselines.saliency_mask(netp, x[FORGET], y[FORGET], cfg.sparsity)
     frozen = np.concatenate([np.ravel(m) for m in jax.tree.leaves(mask)]) == 0
-    assert 0.3 < frozen.mean() < 0.7  # sparsity 0.5
+    # sparsity 0.5: the median threshold freezes half, up to ties at the threshold (which `>=`
+    # counts as salient); the range tells "about half" from none or all.
+    assert 0.3 < frozen.mean() < 0.7
     net_u, _ = baselines.salun(jax.random.key(1), net0, netp, x, y, FORGET, cfg)
     before, after = _flat(netp), _flat(net_u)
     np.testing.assert_array_equal(after[frozen], before[frozen])  # bit for bit

@@ -1,11 +1,9 @@
 """Row-sharded inputs give the one-device results (muso_jax.sharding, issue 6).
 
-Four CPU devices come from tests/conftest.py (jax_num_cpu_devices = 4, set before the CPU
-backend starts), so the sharded comparisons of tests/_sharded_checks.py run in this process;
-that file also runs alone (with XLA_FLAGS) for its --timing mode.
+tests/conftest.py gives this process four CPU devices (``jax_num_cpu_devices``), so the sharded
+comparisons (tests/_sharded_checks.py) run here, on a mesh over those devices; the other tests
+of the suite run on the default device, device 0, as before.
 """
-
-import json
 
 import jax
 import jax.numpy as jnp
@@ -14,8 +12,8 @@ import pytest
 from jax.sharding import AxisType, PartitionSpec as P
 
 from muso_jax import sharding as sh
+from _sharded_checks import checks
 from helpers import problem
-
 
 # Closed forms: the partitioned program splits the sums of Phi theta0, Phi Phi^T and
 # Phi^T alpha across devices, which reorders float64 additions; on these well-conditioned
@@ -29,12 +27,10 @@ SGD_RTOL = 1e-12
 
 @pytest.fixture(scope="module")
 def sharded():
-    """The sharded-vs-one-device comparisons, in this process: tests/conftest.py gives it four
-    CPU devices (jax_num_cpu_devices) before the backend starts."""
-    import _sharded_checks
-
-    assert jax.device_count() == 4, "tests/conftest.py sets jax_num_cpu_devices = 4"
-    return json.loads(json.dumps(_sharded_checks.checks(sh.row_mesh())))
+    cpus = jax.devices("cpu")  # four CPU devices even on a GPU/TPU host, where jax.devices() are those
+    assert len(cpus) == 4, "tests/conftest.py sets jax_num_cpu_devices = 4"
+    with jax.default_device(cpus[0]):  # the one-device reference on a CPU too
+        return checks(sh.row_mesh(cpus))
 
 
 def test_inputs_are_really_row_sharded(sharded):
@@ -42,7 +38,7 @@ def test_inputs_are_really_row_sharded(sharded):
     inputs = sharded["inputs"]
     assert inputs["phi_spec"] == "P('rows',)" and inputs["y_spec"] == "P('rows',)"
     assert inputs["phi_shards"] == 4 and inputs["phi_shard_devices"] == 4
-    assert inputs["phi_shard_shapes"] == [[16, 256]]  # 64 rows / 4 devices, all 256 features
+    assert inputs["phi_shard_shapes"] == [(16, 256)]  # 64 rows / 4 devices, all 256 features
     assert inputs["phi_shard_rows"] == [0, 16, 32, 48]
     assert inputs["theta0_spec"] == "P()" and inputs["theta0_shards"] == 4
 
@@ -79,7 +75,7 @@ def test_from_local_rows_on_one_process_equals_shard_rows(sharded):
     assert sharded["from_local_rows"] == {"spec": "P('rows',)", "shape": [64, 256], "equal": True}
 
 
-# In-process: one device, so no row count is indivisible; check the mesh and rank checks.
+# The mesh over the default devices, and the argument checks.
 
 
 def test_row_mesh_is_auto_over_all_devices():

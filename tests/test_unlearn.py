@@ -11,7 +11,7 @@ import muso_jax as mj
 from helpers import SHAPES, problem, rel, sgd_error_bound
 
 seeds = st.integers(0, 2**16)
-TOL = 1e-12
+TOL = 1e-12  # residual at which the SGD runs stop; the parameter bounds follow from it (helpers)
 
 
 def _setup(seed, shape, k=0):
@@ -58,7 +58,10 @@ def test_other_labelings_miss_theta_r_by_their_predicted_gap(method, k):
                                       method=method, tol=TOL, max_epochs=5000)
     assert bool(cert.converged)
     predicted = _predicted_limit(p, theta_p, forget, cert.labels_f)
+    # 10.0: the parameters' scale for the round-off term (theta0 ~ N(0, I) in M = 160 dims).
     assert float(jnp.linalg.norm(theta_u - predicted)) <= sgd_error_bound(cert.sgd.residual, p.phi, 10.0)
+    # theta_u is within that bound (~1e-11) of `predicted`, and the gap is O(0.1) (more than 1e-2
+    # of ||theta_p - theta_r||, below): ~1e-10 relative at worst (measured 1.3e-13).
     np.testing.assert_allclose(cert.gap, jnp.linalg.norm(predicted - cert.theta_r), rtol=1e-8)
     # Measurably away: at least 1% of the way from theta_p to theta_r is left.
     assert float(cert.relative_gap) > 1e-2
@@ -72,6 +75,7 @@ def test_finetune_retain_never_reads_the_forget_rows():
                                       method="finetune_retain", tol=TOL)
     (a, cert), (b, _) = run(p.y), run(poisoned)
     assert bool(jnp.array_equal(a, b))
+    # Converged: the residual on D_r is at most TOL (1e-10 leaves room); D_f is not fit (O(1)).
     assert float(cert.residual_r) < 1e-10 and rel(p.phi[forget] @ a, p.y[forget]) > 1e-2
     assert cert.labels_f is None and bool(jnp.isnan(cert.residual_f))
 
@@ -79,9 +83,11 @@ def test_finetune_retain_never_reads_the_forget_rows():
 def test_muso_labels_in_the_certificate_are_the_retrained_outputs():
     p, theta_p, forget = _setup(12, SHAPES[0])
     _, cert = mj.unlearn_linear(jax.random.key(0), p.phi, p.y, p.theta0, theta_p, forget, tol=TOL)
+    # The labels are Phi_f theta_r, the same product (measured 0); 1e-10 as for a closed form.
     assert rel(cert.labels_f, p.phi[forget] @ cert.theta_r) < 1e-10
+    # Converged on all rows (relabeled D_f included): both residuals at most TOL, room to 1e-10.
     assert float(cert.residual_f) < 1e-10 and float(cert.residual_r) < 1e-10
-    np.testing.assert_allclose(cert.delta, cert.gap**2 / p.phi.shape[1], rtol=1e-14)
+    np.testing.assert_allclose(cert.delta, cert.gap**2 / p.phi.shape[1], rtol=1e-14)  # the same numbers: ~1 ulp
 
 
 def test_index_array_and_boolean_mask_agree():
@@ -124,6 +130,8 @@ def test_jit_equals_eager_and_vmap_equals_loop():
 
     keys = jax.random.split(jax.random.key(1), 3)
     eager = [run(k, p.phi) for k in keys]
+    # The same SGD program inside jit or vmap: round-off only (measured 0). The gap is a
+    # difference of two parameter vectors, so its relative round-off is larger by ||theta|| / gap.
     np.testing.assert_allclose(jax.jit(run)(keys[0], p.phi)[0], eager[0][0], rtol=1e-12)
     thetas, gaps = jax.vmap(run, (0, None))(keys, p.phi)
     np.testing.assert_allclose(thetas, jnp.stack([e[0] for e in eager]), rtol=1e-12)
@@ -194,6 +202,7 @@ def test_baseline_labels_have_the_documented_form(k):
     # Monte Carlo error of a covariance from n >= 4000 Gaussian draws: about sqrt(2 / n) = 2%
     # of its scale; 10% is five of those.
     assert np.linalg.norm(cov - target) < 0.1 * np.linalg.norm(target)
+    # The sample mean of n draws of variance <= max diag(target): 5 standard errors of 0.
     assert np.abs(samples.mean(0)).max() < 5 * np.sqrt(np.diag(target).max() / len(samples))
     again = mj.relabel(jax.random.key(5), "bad_teacher", phi_r, 2 * y_r, phi_f, -y_f, p.theta0)
     assert rel(again, mj.relabel(jax.random.key(5), "bad_teacher", phi_r, y_r, phi_f, y_f, p.theta0)) == 0.0
