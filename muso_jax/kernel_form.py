@@ -33,7 +33,7 @@ def _gram(name, K, n=None, n_name=None):
     """A square kernel matrix; when concrete, also symmetric and positive semi-definite.
 
     Tolerances: asymmetry up to sqrt(eps) of the largest entry and eigenvalues down to
-    -sqrt(eps) times the largest, far above the round-off of a computed ``Phi Phi^T``
+    -sqrt(eps) times the largest diagonal entry, far above the round-off of a computed ``Phi Phi^T``
     (about N eps) and far below any real asymmetry or indefiniteness.
     """
     K = _checks.array(name, K, ndim=(2,), what="(N, N) kernel matrix")
@@ -49,10 +49,12 @@ def _gram(name, K, n=None, n_name=None):
         if asym > tol * scale:
             raise ValueError(f"argument `{name}`: expected a symmetric kernel matrix; got max |K - K^T| = {asym:.3g} "
                              f"(max |K| = {scale:.3g})")
-        low = _linalg.eigvalsh_host(k)
-        if low[0] < -tol * max(low[-1], 0.0):
+        # The largest eigenvalue of a PSD matrix is at least its largest diagonal entry, so
+        # tol * max(diag) is a bound no larger than tol * lambda_max.
+        low = _linalg.smallest_eigenvalue_below_host(k, tol * max(float(np.max(np.diag(k))), 0.0))
+        if low is not None:
             raise ValueError(f"argument `{name}`: expected a positive semi-definite kernel matrix; got eigenvalue "
-                             f"{low[0]:.3g} (largest {low[-1]:.3g})")
+                             f"{low:.3g} (largest |K| = {scale:.3g})")
     return K
 
 
