@@ -96,7 +96,7 @@ def test_every_unlearning_function_returns_model_and_info(qualname, fn):
 def test_network_unlearning_methods_share_one_signature():
     from muso_jax.nn import baselines, muso, muso_ntk
 
-    expected = ["key", "net0", "net_p", "x", "y", "forget", "cfg", "on_batch"]
+    expected = ["key", "net0", "net_p", "x", "y", "forget", "cfg", "on_progress"]
     for fn in [muso.unlearn, muso_ntk.unlearn, *baselines.METHODS.values()]:
         assert _params(inspect.unwrap(fn)) == expected, fn
 

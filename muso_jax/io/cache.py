@@ -37,7 +37,7 @@ import numpy as np
 from muso_jax.io.files import check_writable, clean_stale_temps, write_bytes
 from muso_jax.io.reports import plain, write_json
 
-FORMAT = 2  # bumped when the layout of an entry changes: older entries become misses
+FORMAT = 3  # bumped when the layout of an entry (or the training engine's batch order) changes when the layout of an entry changes: older entries become misses
 
 
 class CacheWarning(UserWarning):
@@ -126,28 +126,29 @@ class NetworkCache:
         for sub in [self.folder, *[p for p in self.folder.iterdir() if p.is_dir()]]:
             clean_stale_temps(sub)
 
-    def entry_key(self, key, net0, x, y, cfg, *, description: dict) -> dict:
+    def entry_key(self, key, net0, x, y, cfg, *, description: dict, retain=None) -> dict:
         """The entry key of a training run (what :meth:`trained` stores as ``config.json``)."""
-        return plain(dict(format=FORMAT, description=description, train=cfg._asdict(), data=fingerprint(x, y),
+        data = fingerprint(x, y) if retain is None else fingerprint(x, y, np.asarray(retain))
+        return plain(dict(format=FORMAT, description=description, train=cfg._asdict(), data=data,
                           init=fingerprint(*jax.tree.leaves(net0)), key=fingerprint(jax.random.key_data(key))))
 
-    def entry(self, key, net0, x, y, cfg, *, description: dict) -> Path:
+    def entry(self, key, net0, x, y, cfg, *, description: dict, retain=None) -> Path:
         """The folder of the entry of a training run (it may not exist yet)."""
-        return self._folder(self.entry_key(key, net0, x, y, cfg, description=description))
+        return self._folder(self.entry_key(key, net0, x, y, cfg, description=description, retain=retain))
 
     def _folder(self, key: dict) -> Path:
         return self.folder / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
 
-    def trained(self, key, net0, x, y, cfg, *, description: dict, on_epoch=None, on_batch=None):
-        """The network trained from ``net0`` on ``(x, y)`` with ``nn.train.train(key, ...)``,
-        from the cache when a complete, intact entry is there.
+    def trained(self, key, net0, x, y, cfg, *, description: dict, retain=None, on_epoch=None, on_progress=None):
+        """The network trained from ``net0`` on the rows ``retain`` of ``(x, y)`` (all when None)
+        with ``nn.train.train(key, ...)``, from the cache when a complete, intact entry is there.
 
         Returns ``(net, seconds)``, ``seconds`` the wall clock of the training (summed over
-        resumed runs). ``on_epoch``/``on_batch`` are passed to the training (not called on a hit).
+        resumed runs). ``on_epoch``/``on_progress`` are passed to the training (not called on a hit).
         """
-        from muso_jax.nn.train import make_optimizer, steps_per_epoch, train
+        from muso_jax.nn.train import init_state, train
 
-        wanted = self.entry_key(key, net0, x, y, cfg, description=description)  # hashes the arrays: once
+        wanted = self.entry_key(key, net0, x, y, cfg, description=description, retain=retain)  # hashes: once
         folder = self._folder(wanted)
         folder.mkdir(exist_ok=True)
         config, manifest = folder / "config.json", folder / "manifest.json"
@@ -176,12 +177,11 @@ class NetworkCache:
                 for p in (manifest, final):
                     p.unlink(missing_ok=True)
 
-        tx = make_optimizer(cfg, steps_per_epoch(len(y), cfg.batch_size))
         start, before = None, 0.0
         if ckpt_info.exists():
             try:
                 info = _read_json(ckpt_info)
-                (net, opt_state), epoch = _verified(ckpt, info.get("sha256"), ((net0, tx.init(net0.params)), 0))
+                (net, opt_state), epoch = _verified(ckpt, info.get("sha256"), ((net0, init_state(net0, cfg.optimizer).opt_state), 0))
                 start, before = (net, opt_state, int(epoch) + 1), float(info["seconds"])
             except (_Damaged, AttributeError, KeyError, TypeError, ValueError) as damage:
                 _warn(folder, f"checkpoint: {damage}", "training from epoch 0")
@@ -195,7 +195,8 @@ class NetworkCache:
             if on_epoch is not None:
                 on_epoch(epoch, net, opt_state, loss)
 
-        net = jax.block_until_ready(train(key, net0, x, y, cfg, start=start, on_epoch=checkpoint, on_batch=on_batch))
+        net = jax.block_until_ready(train(key, net0, x, y, cfg, retain=retain, start=start, on_epoch=checkpoint,
+                                             on_progress=on_progress))
         seconds = before + time.perf_counter() - started
         write_json(manifest, {"final.npz": save(final, net), "seconds": seconds})
         for p in (ckpt, ckpt_info):

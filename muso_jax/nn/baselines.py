@@ -1,12 +1,14 @@
 """The field's unlearning baselines, each a function with MUSO's signature:
 
-    method(key, net0, net_p, x, y, forget, cfg, *, on_batch=None) -> (net_u, BaselineInfo)
+    method(key, net0, net_p, x, y, forget, cfg, *, on_progress=None) -> (net_u, BaselineInfo)
 
 ``forget`` is a boolean mask over the rows of ``x`` or their indices (D_f; the other rows are
 D_r). ``net0`` (the random initialization p_0) serves MUSO and Bad Teacher's incompetent
 teacher; a method reads only the data its paper allows (FT and l1-sparse never touch D_f, GA
 never touches D_r). Defaults follow the cited papers' code where they state one, scaled to
-small data (epochs); every method shares one optimizer step.
+small data (epochs). Every method is a set of per-row targets (:class:`muso_jax.nn.engine.Rows`)
+over ALL N rows for the engine's one compiled epoch: a method that trains on D_r or on D_f
+alone marks its members, and the rows it must not read are never in a batch.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from muso_jax.nn import engine
 from muso_jax.nn.models import num_classes
-from muso_jax.nn.state import Net, forward
-from muso_jax.nn.train import (TrainConfig, check_config, check_data, check_unlearning, cross_entropy, make_optimizer,
-                               make_step, run_epoch, steps_per_epoch)
+from muso_jax.nn.state import Net, forward, predict
+from muso_jax.nn.train import check_config, check_data, check_unlearning, fit, knobs, steps_per_epoch
 
 
 class BaselineConfig(NamedTuple):
@@ -53,35 +55,30 @@ DEFAULTS = {
 }
 
 
-def _tx(cfg, n, mask=None):
-    tx = make_optimizer(TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
-                                    weight_decay=cfg.weight_decay, schedule="constant"), steps_per_epoch(n, cfg.batch_size))
-    if mask is None:
-        return tx
-    # Masked AFTER the optimizer: momentum and weight decay cannot move a frozen weight (x + 0 = x).
-    return optax.chain(tx, optax.GradientTransformation(lambda p: optax.EmptyState(),
-                                                        lambda u, s, p=None: (jax.tree.map(jnp.multiply, u, mask), s)))
+def _rows(net: Net, y, **fields) -> engine.Rows:
+    return engine.rows_for(y, num_classes=num_classes(net), dtype=_dtype(net), **fields)
 
 
-def _fit(key, net, x, y, cfg, loss=None, extra=None, tx=None, on_batch=None, epochs=None):
-    tx = tx or _tx(cfg, len(y))
-    step = make_step(net.graphdef, tx, loss)
-    opt_state = tx.init(net.params)
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    for epoch in range(epochs or cfg.epochs):
-        net, opt_state, _ = run_epoch(jax.random.fold_in(key, epoch), step, net, opt_state, x, y, cfg.batch_size,
-                                      extra=extra, on_batch=on_batch)
-    return net
+def _dtype(net: Net):
+    return jax.tree.leaves(net.params)[0].dtype
+
+
+def _fit(key, net, x, rows, cfg, on_progress, *, state=None, epoch=0, epochs=None, **overrides):
+    """Epochs ``epoch .. epochs - 1`` (default: all of ``cfg.epochs``) with a constant learning rate."""
+    total = cfg.epochs * steps_per_epoch(int(jnp.sum(rows.member)), cfg.batch_size)
+    return fit(key, net, x, rows, knobs(net, cfg, total, **overrides), optimizer=cfg.optimizer,
+               batch_size=cfg.batch_size, epochs=cfg.epochs if epochs is None else epochs, state=state,
+               first_epoch=epoch, on_progress=on_progress)
 
 
 def _method(fn):
-    """The public method around ``fn(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch)``:
-    validation and the split into D_r and D_f first, then the timed unlearning."""
+    """The public method around ``fn(key, net0, net_p, x, y, forget, cfg, on_progress)``:
+    validation first (``forget`` becomes an (N,) boolean mask), then the timed unlearning."""
     def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: BaselineConfig, *,
-                on_batch=None) -> tuple[Net, BaselineInfo]:
-        x_r, y_r, x_f, y_f = check_unlearning(net0, net_p, x, y, forget, cfg)
+                on_progress=None) -> tuple[Net, BaselineInfo]:
+        x, y, forget = check_unlearning(net0, net_p, x, y, forget, cfg)
         start = time.perf_counter()
-        net = fn(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch)
+        net = fn(key, net0, net_p, x, y, jnp.asarray(forget), cfg, on_progress)
         jax.block_until_ready(net.params)
         return net, BaselineInfo(time.perf_counter() - start)
     unlearn.__name__, unlearn.__qualname__, unlearn.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
@@ -95,28 +92,27 @@ def _random_wrong_labels(key, y, k):
 
 
 @_method
-def finetune(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch):
+def finetune(key, net0, net_p, x, y, forget, cfg, on_progress):
     """FT: continue training on D_r only (reads no D_f)."""
-    return _fit(key, net_p, x_r, y_r, cfg, on_batch=on_batch)
+    return _fit(key, net_p, x, _rows(net_p, y, member=~forget), cfg, on_progress)[0]
 
 
 @_method
-def gradient_ascent(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch):
+def gradient_ascent(key, net0, net_p, x, y, forget, cfg, on_progress):
     """GA: ascend the cross-entropy on D_f (reads no D_r)."""
-    return _fit(key, net_p, x_f, y_f, cfg, loss=lambda p, r, logits, xb, yb, e: -cross_entropy(logits, yb),
-                on_batch=on_batch)
+    return _fit(key, net_p, x, _rows(net_p, y, member=forget, coef=-jnp.ones(len(y))), cfg, on_progress)[0]
 
 
-def _relabeled_union(key, net_p, x_r, y_r, x_f, y_f):
-    y_rand = _random_wrong_labels(key, jnp.asarray(y_f), num_classes(net_p))
-    return jnp.concatenate([jnp.asarray(x_r), jnp.asarray(x_f)]), jnp.concatenate([jnp.asarray(y_r), y_rand])
+def _relabeled(key, net_p, y, forget):
+    """The labels with D_f's replaced by random wrong ones."""
+    return jnp.where(forget, _random_wrong_labels(key, y, num_classes(net_p)), y)
 
 
 @_method
-def random_labels(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch):
+def random_labels(key, net0, net_p, x, y, forget, cfg, on_progress):
     """RL: train on D_r plus D_f with random wrong labels."""
-    x, y = _relabeled_union(jax.random.fold_in(key, 99), net_p, x_r, y_r, x_f, y_f)
-    return _fit(key, net_p, x, y, cfg, on_batch=on_batch)
+    labels = _relabeled(jax.random.fold_in(key, 99), net_p, y, forget)
+    return _fit(key, net_p, x, _rows(net_p, labels), cfg, on_progress)[0]
 
 
 def saliency_mask(net_p: Net, x_f, y_f, sparsity: float):
@@ -126,7 +122,7 @@ def saliency_mask(net_p: Net, x_f, y_f, sparsity: float):
 
     def loss(params):
         logits, _ = forward(net_p.graphdef, params, net_p.rest, x_f, train=False)
-        return jnp.mean(cross_entropy(logits, y_f))
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y_f))
 
     grads = jax.grad(loss)(net_p.params)
     flat = jnp.concatenate([jnp.abs(g).ravel() for g in jax.tree.leaves(grads)])
@@ -135,76 +131,55 @@ def saliency_mask(net_p: Net, x_f, y_f, sparsity: float):
 
 
 @_method
-def salun(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch):
+def salun(key, net0, net_p, x, y, forget, cfg, on_progress):
     """SalUn: random-label fine-tuning that moves only the salient weights."""
-    mask = saliency_mask(net_p, x_f, y_f, cfg.sparsity)
-    x, y = _relabeled_union(jax.random.fold_in(key, 99), net_p, x_r, y_r, x_f, y_f)
-    return _fit(key, net_p, x, y, cfg, tx=_tx(cfg, len(y), mask), on_batch=on_batch)
+    mask = saliency_mask(net_p, x[forget], y[forget], cfg.sparsity)
+    labels = _relabeled(jax.random.fold_in(key, 99), net_p, y, forget)
+    return _fit(key, net_p, x, _rows(net_p, labels), cfg, on_progress, update_mask=mask)[0]
 
 
 @_method
-def l1_sparse(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch):
+def l1_sparse(key, net0, net_p, x, y, forget, cfg, on_progress):
     """l1-sparse: FT on D_r with an l1 penalty decayed linearly from ``cfg.l1`` to 0 (reads no D_f)."""
-    def loss(p, r, logits, xb, yb, alpha):  # alpha arrives as data: one compiled step for all epochs
-        return cross_entropy(logits, yb) + alpha * sum(jnp.sum(jnp.abs(w)) for w in jax.tree.leaves(p))
-
-    tx = _tx(cfg, len(y_r))
-    step = make_step(net_p.graphdef, tx, loss)
-    net, opt_state = net_p, tx.init(net_p.params)
-    x_r, y_r = jnp.asarray(x_r), jnp.asarray(y_r)
-    for epoch in range(cfg.epochs):
-        alpha = jnp.asarray(cfg.l1 * (1.0 - epoch / cfg.epochs), jnp.float32)
-        net, opt_state, _ = run_epoch(jax.random.fold_in(key, epoch), step, net, opt_state, x_r, y_r, cfg.batch_size,
-                                      extra=alpha, on_batch=on_batch)
+    rows, net, state = _rows(net_p, y, member=~forget), net_p, None
+    for epoch in range(cfg.epochs):  # the penalty is a knob (data): one compiled program for all epochs
+        net, state, _ = _fit(key, net, x, rows, cfg, on_progress, state=state, epoch=epoch, epochs=epoch + 1,
+                             l1=cfg.l1 * (1.0 - epoch / cfg.epochs))
     return net
 
 
-def _kl_to(teacher: Net, temperature):
-    def kl(logits, xb):
-        t_logits, _ = forward(teacher.graphdef, teacher.params, teacher.rest, xb, train=False)
-        return optax.kl_divergence(jax.nn.log_softmax(logits / temperature), jax.nn.softmax(t_logits / temperature))
-    return kl
-
-
 @_method
-def bad_teacher(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch):
+def bad_teacher(key, net0, net_p, x, y, forget, cfg, on_progress):
     """Bad Teacher: distil the original (competent) teacher on D_r and a randomly initialized
     (incompetent) teacher on D_f, at temperature ``cfg.temperature``."""
-    good_kl, bad_kl = _kl_to(net_p, cfg.temperature), _kl_to(net0, cfg.temperature)  # p_0: randomly initialized
-    x = jnp.concatenate([jnp.asarray(x_r), jnp.asarray(x_f)])
-    y = jnp.concatenate([jnp.asarray(y_r), jnp.asarray(y_f)])
-    is_f = jnp.concatenate([jnp.zeros(len(y_r), bool), jnp.ones(len(y_f), bool)])
-    loss = lambda p, r, logits, xb, yb, e: jnp.where(e, bad_kl(logits, xb), good_kl(logits, xb))
-    return _fit(key, net_p, x, y, cfg, loss=loss, extra=lambda idx: is_f[idx], on_batch=on_batch)
+    teacher = jnp.where(forget[:, None], predict(net0, x), predict(net_p, x))  # net0: randomly initialized
+    rows = _rows(net_p, y, distill=jnp.ones(len(y)), reference=teacher)
+    return _fit(key, net_p, x, rows, cfg, on_progress, temperature=cfg.temperature)[0]
 
 
 @_method
-def scrub(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch):
+def scrub(key, net0, net_p, x, y, forget, cfg, on_progress):
     """SCRUB: alternate a max pass (move away from the teacher on D_f) with a min pass (stay
     close on D_r, plus cross-entropy), the max passes only in the first ``cfg.max_epochs``."""
-    kl = _kl_to(net_p, cfg.temperature)
-    tx = _tx(cfg, len(y_r))
-    max_step = make_step(net_p.graphdef, tx, lambda p, r, logits, xb, yb, e: -kl(logits, xb))
-    min_step = make_step(net_p.graphdef, tx, lambda p, r, logits, xb, yb, e: kl(logits, xb) + cross_entropy(logits, yb))
-    net, opt_state = net_p, tx.init(net_p.params)
-    arrays = [jnp.asarray(a) for a in (x_r, y_r, x_f, y_f)]
+    teacher, ones = predict(net_p, x), jnp.ones(len(y))
+    away = _rows(net_p, y, member=forget, coef=-ones, distill=ones, reference=teacher)
+    # KL + CE = 2 [(1/2) CE + (1/2) KL]
+    close = _rows(net_p, y, member=~forget, coef=2 * ones, distill=ones / 2, reference=teacher)
+    net, state = net_p, None
     for epoch in range(cfg.epochs):
         if epoch < cfg.max_epochs:
-            net, opt_state, _ = run_epoch(jax.random.fold_in(key, 2 * epoch), max_step, net, opt_state, arrays[2],
-                                          arrays[3], cfg.batch_size, on_batch=on_batch)
-        net, opt_state, _ = run_epoch(jax.random.fold_in(key, 2 * epoch + 1), min_step, net, opt_state, arrays[0],
-                                      arrays[1], cfg.batch_size, on_batch=on_batch)
+            net, state, _ = _fit(jax.random.fold_in(key, 0), net, x, away, cfg, on_progress, state=state,
+                                 epoch=epoch, epochs=epoch + 1, temperature=cfg.temperature)
+        net, state, _ = _fit(jax.random.fold_in(key, 1), net, x, close, cfg, on_progress, state=state, epoch=epoch,
+                             epochs=epoch + 1, temperature=cfg.temperature)
     return net
 
 
 @_method
-def neggrad_plus(key, net0, net_p, x_r, y_r, x_f, y_f, cfg, on_batch):
+def neggrad_plus(key, net0, net_p, x, y, forget, cfg, on_progress):
     """NegGrad+: on mixed batches, beta * CE on D_r rows minus (1 - beta) * CE on D_f rows."""
-    x = jnp.concatenate([jnp.asarray(x_r), jnp.asarray(x_f)])
-    y = jnp.concatenate([jnp.asarray(y_r), jnp.asarray(y_f)])
-    is_f = jnp.concatenate([jnp.zeros(len(y_r), bool), jnp.ones(len(y_f), bool)])
-    loss = lambda p, r, logits, xb, yb, e: jnp.where(e, -(1 - cfg.beta), cfg.beta) * cross_entropy(logits, yb)
-    return _fit(key, net_p, x, y, cfg, loss=loss, extra=lambda idx: is_f[idx], on_batch=on_batch)
+    coef = jnp.where(forget, -(1 - cfg.beta), cfg.beta)
+    return _fit(key, net_p, x, _rows(net_p, y, coef=coef), cfg, on_progress)[0]
 
 
 METHODS = {"FT": finetune, "GA": gradient_ascent, "RL": random_labels, "BadTeacher": bad_teacher, "SalUn": salun,

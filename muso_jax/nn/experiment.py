@@ -64,7 +64,7 @@ def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progres
     smallest Avg. Gap to Retrain on a validation half of the held-out images; all reported
     metrics then use the other half only (the test split is never used for selection).
 
-    ``cache``: an object whose ``trained(key, net0, x, y, train_cfg, *, description, on_batch)``
+    ``cache``: an object whose ``trained(key, net0, x, y, train_cfg, *, description, retain, on_progress)``
     returns ``(net, seconds)`` (``muso_jax.io.cache.NetworkCache``), for Original and Retrain;
     ``None`` trains both here. ``progress(stage, total_batches)`` returns a bar with ``update()``
     and ``close()`` (e.g. ``tqdm``); a stage whose network comes from the cache closes its bar
@@ -100,19 +100,19 @@ def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progres
         finally:
             bar.close()
 
-    def fit(description, x, y, tick):
-        """(net, seconds) of the training from net0 on (x, y), from the cache when given."""
+    def fit(description, retain, tick):
+        """(net, seconds) of the training from net0 on the rows ``retain``, from the cache when given."""
         if cache is not None:
-            return cache.trained(key, net0, x, y, setup.train, description=dict(base, **description), on_batch=tick)
+            return cache.trained(key, net0, x_tr, y_tr, setup.train, description=dict(base, **description),
+                                 retain=retain, on_progress=tick)
         started = time.perf_counter()
-        net = jax.block_until_ready(train(key, net0, x, y, setup.train, on_batch=tick))
+        net = jax.block_until_ready(train(key, net0, x_tr, y_tr, setup.train, retain=retain, on_progress=tick))
         return net, time.perf_counter() - started
 
     net_p, _ = staged("original", setup.train.epochs * steps_per_epoch(len(y_tr), bs),
-                      lambda tick: fit(dict(role="original"), x_tr, y_tr, tick))
+                      lambda tick: fit(dict(role="original"), None, tick))
     net_r, retrain_seconds = staged("retrain", setup.train.epochs * steps_per_epoch(int((~mask).sum()), bs),
-                                    lambda tick: fit(dict(role="retrain", scenario=setup.scenario), x_tr[~mask],
-                                                     y_tr[~mask], tick))
+                                    lambda tick: fit(dict(role="retrain", scenario=setup.scenario), ~mask, tick))
     x_val = y_val = None
     if tune:  # select on half of the held-out images, report on the other half (never the same rows)
         half = np.random.default_rng(setup.seed + 1).permutation(len(y_te))
@@ -135,7 +135,7 @@ def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progres
             total = candidate.epochs * steps_per_epoch(len(y_tr), candidate.batch_size)
             label = name if len(candidates) == 1 else f"{name} {j + 1}/{len(candidates)}"
             net, extra = staged(label, total, lambda tick: call(jax.random.fold_in(key, i), *unlearn_args, candidate,
-                                                                on_batch=tick))
+                                                                on_progress=tick))
             gap = metrics.avg_gap(measure(net, x_val, y_val), reference_val, GAP_KEYS) if tune else 0.0
             if best is None or gap < best[0]:
                 best = (gap, net, extra, candidate)

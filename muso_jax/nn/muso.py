@@ -18,6 +18,10 @@ ramp. During the epoch, over shuffled batches of D_r and D_f, a forget point get
 (z_orig from the frozen original network) and is trained on argmax(l) (or on softmax(l) with
 the KL loss when ``soft``); retain points keep their labels. At step 0, z_cur = z_orig and the
 labels are the linear theory's projector-form labels.
+
+z_cur comes from the training forward pass of the batch itself (the engine's relabel rows,
+:mod:`muso_jax.nn.engine`), at no extra cost; for a network with BatchNorm these are the
+features under the batch's statistics, not the running averages.
 """
 
 from __future__ import annotations
@@ -29,14 +33,13 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 import muso_jax as mj
 from muso_jax import _checks, _linalg
-from muso_jax.nn.models import head_matrix, with_bias_column
-from muso_jax.nn.state import Net, forward, predict
-from muso_jax.nn.train import (TrainConfig, check_unlearning, cross_entropy, make_optimizer, make_step, run_epoch,
-                               steps_per_epoch)
+from muso_jax.nn import engine
+from muso_jax.nn.models import head_matrix, num_classes, with_bias_column
+from muso_jax.nn.state import Net, predict
+from muso_jax.nn.train import check_unlearning, fit, knobs, steps_per_epoch
 
 PROJECTORS = ("exact", "authors_woodbury")
 
@@ -121,56 +124,44 @@ def _percent_changed(labels, y) -> float:
     return 100.0 * float(np.mean(np.asarray(labels) != np.asarray(y)))
 
 
-def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: MusoConfig, *, on_batch=None) -> tuple[Net, MusoInfo]:
+def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: MusoConfig, *,
+            on_progress=None) -> tuple[Net, MusoInfo]:
     """Run MUSO from the original network ``net_p`` with its initialization ``net0``.
 
     Args:
       key: PRNG key of the subsets and batch orders. net0, net_p: initialization and original.
       x: (N, ...) inputs, y: (N,) labels in [0, K) of the original training set D.
       forget: boolean mask over the N rows or their indices: D_f (the rest is D_r).
-      cfg: :class:`MusoConfig`. on_batch: called after every optimizer step (progress).
-    Returns ``(net_u, MusoInfo)``. The rows are arranged as D_r then D_f (each in the order of
-    ``x``) before every epoch's key-drawn shuffle.
+      cfg: :class:`MusoConfig`. on_progress: gets the optimizer steps of each epoch.
+    Returns ``(net_u, MusoInfo)``. Every epoch shuffles all N rows (D_r and D_f together).
     """
     if cfg.projector not in PROJECTORS:
         raise ValueError(f"argument `projector`: expected one of {list(PROJECTORS)}; got {cfg.projector!r}")
-    x_r, y_r, x_f, y_f = check_unlearning(net0, net_p, x, y, forget, cfg)
+    x, y, forget = check_unlearning(net0, net_p, x, y, forget, cfg)
     start = time.perf_counter()
-    graphdef = net_p.graphdef
     W0, Wp = head_matrix(net0.params["head"]), head_matrix(net_p.params["head"])
-    x = jnp.concatenate([x_r, x_f])
-    y = jnp.concatenate([y_r, y_f])
-    is_forget = jnp.concatenate([jnp.zeros(len(y_r), bool), jnp.ones(len(y_f), bool)])
-    train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
-                            weight_decay=cfg.weight_decay, schedule=cfg.schedule)
-    tx = make_optimizer(train_cfg, steps_per_epoch(len(y), cfg.batch_size))
-
-    def loss(params, rest, logits, xb, yb, extra):
-        z_cur = jax.lax.stop_gradient(forward(graphdef, params, rest, xb, train=False, features=True)[0])
-        z_orig = forward(graphdef, net_p.params, net_p.rest, xb, train=False, features=True)[0]
-        target = forget_logits(z_cur, z_orig, extra["R"], Wp)
-        if cfg.soft:
-            forget = optax.kl_divergence(jax.nn.log_softmax(logits), jax.nn.softmax(target))
-        else:
-            forget = cross_entropy(logits, jnp.argmax(target, axis=1))
-        return jnp.where(extra["is_forget"], forget, cross_entropy(logits, yb))
-
-    step = make_step(graphdef, tx, loss)
-    net, opt_state = net_p, tx.init(net_p.params)
-    n_sub = max(1, int(round(cfg.subset_ratio * len(y_r))))
+    dtype = Wp.dtype
+    is_forget = jnp.asarray(forget)
+    x_r, x_f, y_f = x[~forget], x[forget], y[forget]
+    soft = jnp.where(is_forget, 1.0, 0.0) if cfg.soft else None  # KL to softmax(l), temperature 1
+    rows = engine.rows_for(y, relabel=is_forget, reference=predict(net_p, x), distill=soft,
+                           num_classes=num_classes(net_p), dtype=dtype)
+    total = cfg.epochs * steps_per_epoch(len(y), cfg.batch_size)
+    n_sub = max(1, int(round(cfg.subset_ratio * len(x_r))))
+    net, state = net_p, None
     eps_used, losses, changed0, R = [], [], None, None
     for epoch in range(cfg.epochs):
         eps = epsilon(epoch, cfg)
-        subset = jax.random.choice(jax.random.fold_in(key, 2 * epoch), len(y_r), (n_sub,), replace=False)
+        subset = jax.random.choice(jax.random.fold_in(key, 2 * epoch), len(x_r), (n_sub,), replace=False)
         z = with_bias_column(predict(net, x_r[subset], features=True))
         R = relabel_head(head_projector(z, eps, cfg.projector), W0, Wp)
         if epoch == 0:
             changed0 = _percent_changed(_labels(net, net_p, x_f, R, Wp), y_f)
-        net, opt_state, value = run_epoch(
-            jax.random.fold_in(key, 2 * epoch + 1), step, net, opt_state, x, y, cfg.batch_size,
-            extra=lambda idx, R=R: dict(R=R, is_forget=is_forget[idx]), on_batch=on_batch)
+        net, state, loss = fit(jax.random.fold_in(key, 1), net, x, rows, knobs(net_p, cfg, total, head=R),
+                               optimizer=cfg.optimizer, batch_size=cfg.batch_size, epochs=epoch + 1, state=state,
+                               first_epoch=epoch, on_progress=on_progress)
         eps_used.append(eps)
-        losses.append(value)
+        losses.extend(loss)
     jax.block_until_ready(net.params)
     seconds = time.perf_counter() - start
     z = with_bias_column(predict(net, x_r[subset], features=True))

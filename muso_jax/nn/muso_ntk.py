@@ -36,14 +36,13 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from muso_jax import _linalg
 from muso_jax.nn import ntk
 from muso_jax.nn.models import num_classes
 from muso_jax.nn.state import Net, check_inputs, predict
-from muso_jax.nn.train import (TrainConfig, check_data, check_unlearning, cross_entropy, make_optimizer, make_step,
-                               run_epoch, steps_per_epoch)
+from muso_jax.nn import engine
+from muso_jax.nn.train import check_data, check_unlearning, fit, knobs, steps_per_epoch
 from muso_jax.nn.train import check_config as check_training_fields
 
 KERNELS = ("logit", "mean", "full")
@@ -126,42 +125,35 @@ def _kernel_solve(K, r, cfg: NtkConfig) -> np.ndarray:
         return np.asarray(_linalg.solve(K + eps * jnp.eye(K.shape[0], dtype=K.dtype), r))
 
 
-def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: NtkConfig, *, on_batch=None) -> tuple[Net, NtkInfo]:
+def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: NtkConfig, *,
+            on_progress=None) -> tuple[Net, NtkInfo]:
     """MUSO with NTK relabeling; the signature of :func:`muso_jax.nn.muso.unlearn`.
 
     ``forget``: boolean mask over the rows of ``x`` or their indices (D_f). Returns
     ``(net_u, NtkInfo)``: the unlearned network and the wall clock (kernels included).
     """
     check_config(cfg)
-    x_r, y_r, x_f, y_f = check_unlearning(net0, net_p, x, y, forget, cfg)
+    x, y, forget = check_unlearning(net0, net_p, x, y, forget, cfg)
     start = time.perf_counter()
     k = num_classes(net_p)
-    x = jnp.concatenate([x_r, x_f])
-    is_forget = jnp.concatenate([jnp.zeros(len(y_r), bool), jnp.ones(len(y_f), bool)])
-    tx = make_optimizer(TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
-                                    weight_decay=cfg.weight_decay, schedule="constant"),
-                        steps_per_epoch(len(x), cfg.batch_size))
-
-    def loss(params, rest, logits, xb, yb, extra):
-        if cfg.soft:
-            forget = optax.kl_divergence(jax.nn.log_softmax(logits), extra["target"])
-        else:
-            forget = cross_entropy(logits, jnp.argmax(extra["target"], axis=1))
-        return jnp.where(extra["is_forget"], forget, cross_entropy(logits, yb))
-
-    step = make_step(net_p.graphdef, tx, loss)
-    net, opt_state = net_p, tx.init(net_p.params)
-    outputs = linearized_retrain_outputs(net0, x_r, y_r, x_f, cfg)
+    is_forget = jnp.asarray(forget)
+    x_r, y_r, x_f = x[~forget], y[~forget], x[forget]
+    dtype = net_p.params["head"]["bias"][...].dtype
+    f = np.flatnonzero(forget)
+    total = cfg.epochs * steps_per_epoch(len(y), cfg.batch_size)
+    net, state, outputs = net_p, None, linearized_retrain_outputs(net0, x_r, y_r, x_f, cfg)
     for epoch in range(cfg.epochs):
         if cfg.alternate and epoch > 0:
             outputs = linearized_retrain_outputs(net, x_r, y_r, x_f, cfg)
-        dtype = net_p.params["head"]["bias"][...].dtype
-        target_f = jax.nn.softmax(jnp.asarray(outputs / cfg.temperature, dtype), axis=1)
-        # Retained rows carry a dummy target; the loss reads their true labels.
-        target = jnp.concatenate([jnp.full((len(y_r), k), 1.0 / k, dtype), target_f])
-        y = jnp.concatenate([y_r, y_f])
-        net, opt_state, _ = run_epoch(jax.random.fold_in(key, epoch), step, net, opt_state, x, y, cfg.batch_size,
-                                      extra=lambda idx: dict(target=target[idx], is_forget=is_forget[idx]),
-                                      on_batch=on_batch)
+        if cfg.soft:  # KL(softmax(f_r / T) || softmax(logits)) on D_f: the teacher is pre-divided by T
+            teacher = jnp.zeros((len(y), k), dtype).at[f].set(jnp.asarray(outputs / cfg.temperature, dtype))
+            rows = engine.rows_for(y, distill=jnp.where(is_forget, 1.0, 0.0), reference=teacher, num_classes=k,
+                                   dtype=dtype)
+        else:
+            labels = y.at[f].set(jnp.asarray(np.argmax(outputs, axis=1), y.dtype))
+            rows = engine.rows_for(labels, num_classes=k, dtype=dtype)
+        net, state, _ = fit(key, net, x, rows, knobs(net_p, cfg, total), optimizer=cfg.optimizer,
+                            batch_size=cfg.batch_size, epochs=epoch + 1, state=state, first_epoch=epoch,
+                            on_progress=on_progress)
     jax.block_until_ready(net.params)
     return net, NtkInfo(time.perf_counter() - start)

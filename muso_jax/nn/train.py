@@ -1,5 +1,6 @@
-"""Training networks with optax: one jitted step, batches drawn by an explicit key, an epoch
-loop that MUSO's unlearning reuses with its own per-batch targets."""
+"""Training a network: the configuration, the checks at the boundary of the network path, and
+:func:`train` / :func:`fit`, epochs of the compiled program of :mod:`muso_jax.nn.engine` (shared
+by every unlearning method)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ from typing import Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from muso_jax import _checks
+from muso_jax.nn import engine
+from muso_jax.nn.engine import steps_per_epoch
 from muso_jax.nn.models import num_classes
-from muso_jax.nn.state import Net, check_inputs, forward
+from muso_jax.nn.state import Net, check_inputs
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "cosine", "step")
+OPTIMIZERS = ("sgd", "adam", "adamw")  # adam is adamw with no weight decay (weight_decay is ignored)
+SCHEDULES = engine.SCHEDULES
 
 
 class TrainConfig(NamedTuple):
@@ -26,6 +28,7 @@ class TrainConfig(NamedTuple):
     momentum: float = 0.9
     weight_decay: float = 5e-4
     schedule: str = "cosine"  # constant | cosine | step (x0.1 at 80% and 90%, as the authors)
+    augment: bool = False  # random crop (padding 4) and horizontal flip on the device: CIFAR's recipe
 
 
 # The limits of every configuration field of the network path (TrainConfig, MusoConfig,
@@ -98,113 +101,91 @@ def check_data(net: Net, x, y, *, x_name: str = "x", y_name: str = "y"):
 
 
 def check_unlearning(net0: Net, net_p: Net, x, y, forget, cfg):
-    """The boundary of every unlearning method: ``(x_r, y_r, x_f, y_f)`` from validated inputs.
+    """The boundary of every unlearning method: ``(x, y, forget)`` validated, ``forget`` as an
+    (N,) boolean mask.
 
     ``cfg`` by :func:`check_config`; ``net0`` and ``net_p`` of one architecture; ``x``, ``y`` by
     :func:`check_data`; ``forget`` (a boolean mask over the N rows or their indices) by
-    :func:`muso_jax._checks.forget_set`, which refuses an empty or total forget set. D_r and
-    D_f keep the order of their rows in ``x``.
+    :func:`muso_jax._checks.forget_set`, which refuses an empty or total forget set.
     """
     check_config(cfg)
     if net0.graphdef != net_p.graphdef or jax.tree.structure(net0.params) != jax.tree.structure(net_p.params):
         raise ValueError("argument `net0`: expected the initialization of `net_p` (the same architecture); "
                          "got a network of another structure")
     x, y = check_data(net_p, x, y)
-    mask = _checks.forget_set(forget, len(y))
-    keep, drop = np.flatnonzero(~mask), np.flatnonzero(mask)
-    return x[keep], y[keep], x[drop], y[drop]
+    return x, y, _checks.forget_set(forget, len(y))
 
 
-def make_optimizer(cfg: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
-    """The optimizer and schedule of ``cfg`` over ``cfg.epochs * steps_per_epoch`` steps."""
-    check_config(cfg)
-    total = cfg.epochs * steps_per_epoch
-    if cfg.schedule == "cosine":
-        lr = optax.cosine_decay_schedule(cfg.lr, total)
-    elif cfg.schedule == "step":
-        lr = optax.piecewise_constant_schedule(cfg.lr, {int(0.8 * total): 0.1, int(0.9 * total): 0.1})
-    else:
-        lr = cfg.lr
-    if cfg.optimizer == "sgd":
-        return optax.chain(optax.add_decayed_weights(cfg.weight_decay), optax.sgd(lr, momentum=cfg.momentum))
-    if cfg.optimizer == "adam":
-        return optax.adam(lr)
-    return optax.adamw(lr, weight_decay=cfg.weight_decay)
+
+def family(optimizer: str) -> str:
+    """The engine's optimizer family of a configuration's ``optimizer``."""
+    return "sgd" if optimizer == "sgd" else "adamw"
 
 
-def cross_entropy(logits, labels):
-    """Per-example cross-entropy for integer labels."""
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+def init_state(net: Net, optimizer: str) -> engine.State:
+    """A fresh training state from ``net`` (its arrays copied: the engine donates the state's buffers)."""
+    params, rest = jax.tree.map(jnp.copy, (net.params, net.rest))
+    dtype = jax.tree.leaves(params)[0].dtype
+    return engine.State(params, rest, engine.optimizer(family(optimizer), dtype).init(params))
 
 
-def make_step(graphdef, tx, loss: Callable = None):
-    """One jitted optimizer step on a padded batch.
+def knobs(net: Net, cfg, total_steps: int, **overrides) -> engine.Knobs:
+    """The engine's :class:`~muso_jax.nn.engine.Knobs` of a configuration (TrainConfig or a
+    method's config with ``lr``, ``optimizer``, ``weight_decay`` and optionally ``momentum``,
+    ``schedule``)."""
+    fields = cfg._asdict()
+    decay = 0.0 if cfg.optimizer == "adam" else cfg.weight_decay
+    features = net.params["head"]["kernel"][...].shape[0]
+    return engine.knobs_for(net.params, lr=cfg.lr, schedule=fields.get("schedule", "constant"),
+                            total_steps=total_steps, momentum=fields.get("momentum", 0.9), weight_decay=decay,
+                            features=features, num_classes=num_classes(net), **overrides)
 
-    ``loss(params, rest, logits, xb, yb, extra) -> per-example losses``; the default is
-    cross-entropy on ``yb``. Rows with weight 0 (padding) do not count, neither in the loss nor
-    in BatchNorm's batch statistics (the step equals one on the real rows alone).
+
+def fit(key, net: Net, x, rows: engine.Rows, knobs: engine.Knobs, *, optimizer: str, batch_size: int, epochs: int,
+        augment: bool = False, state: Optional[engine.State] = None, first_epoch: int = 0,
+        on_epoch: Optional[Callable] = None, on_progress: Optional[Callable] = None):
+    """Epochs ``first_epoch .. epochs - 1`` of the engine on the rows of ``x`` with targets ``rows``.
+
+    Epoch ``e`` draws its order from ``fold_in(key, e)``: a resumed run (``state`` and
+    ``first_epoch`` from a checkpoint) replays the batches of an uninterrupted one and ends on
+    the same bits. ``on_epoch(epoch, net, opt_state, loss)`` runs after each epoch (the caller
+    checkpoints there; the arrays it receives are donated to the next epoch: copy or save what
+    it keeps). ``on_progress(steps)`` gets the optimizer steps of each epoch.
+    Returns ``(net, state, losses)``.
     """
-    loss = loss or (lambda params, rest, logits, xb, yb, extra: cross_entropy(logits, yb))
-
-    def objective(params, rest, xb, yb, wb, extra):
-        logits, new_rest = forward(graphdef, params, rest, xb, train=True, mask=wb > 0)
-        per_example = loss(params, rest, logits, xb, yb, extra)
-        wb = wb.astype(per_example.dtype)  # float32 batch weights; the loss has the parameters' dtype
-        return jnp.sum(wb * per_example) / jnp.maximum(jnp.sum(wb), 1.0), new_rest
-
-    @jax.jit
-    def step(params, rest, opt_state, xb, yb, wb, extra):
-        (value, new_rest), grads = jax.value_and_grad(objective, has_aux=True)(params, rest, xb, yb, wb, extra)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), new_rest, opt_state, value
-
-    return step
+    state = init_state(net, optimizer) if state is None else state
+    run = engine.program(net.graphdef, family(optimizer), int(batch_size), bool(augment))
+    members = int(jnp.sum(rows.member))
+    losses = []
+    for epoch in range(first_epoch, epochs):
+        state, loss = run(state, x, rows, knobs, key, jnp.asarray(epoch, jnp.int32))
+        losses.append(float(loss))
+        if on_progress is not None:
+            on_progress(steps_per_epoch(members, batch_size))
+        if on_epoch is not None:
+            on_epoch(epoch, Net(net.graphdef, state.params, state.rest), state.opt_state, losses[-1])
+    return Net(net.graphdef, state.params, state.rest), state, tuple(losses)
 
 
-def batches(key, n: int, batch_size: int):
-    """Index batches of one epoch in a key-drawn order; the last is padded (weight 0)."""
-    order = np.asarray(jax.random.permutation(key, n))
-    for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
-        weight = np.ones(batch_size, np.float32)
-        if len(idx) < batch_size:
-            weight[len(idx):] = 0.0
-            idx = np.concatenate([idx, np.full(batch_size - len(idx), idx[0])])
-        yield idx, weight
-
-
-def run_epoch(key, step, net: Net, opt_state, x, y, batch_size: int, extra=None, on_batch=None):
-    """One pass over (x, y) in a key-drawn order. Returns the new net, optimizer state, mean loss."""
-    params, rest, losses = net.params, net.rest, []
-    for idx, w in batches(key, len(y), batch_size):
-        batch_extra = extra(idx) if callable(extra) else extra
-        params, rest, opt_state, value = step(params, rest, opt_state, x[idx], y[idx], jnp.asarray(w), batch_extra)
-        losses.append(value)
-        if on_batch is not None:
-            on_batch()
-    return Net(net.graphdef, params, rest), opt_state, float(jnp.mean(jnp.stack(losses)))
-
-
-def steps_per_epoch(n: int, batch_size: int) -> int:
-    return -(-n // batch_size)
-
-
-def train(key, net0: Net, x, y, cfg: TrainConfig, *, start=None, on_epoch: Optional[Callable] = None,
-          on_batch: Optional[Callable] = None) -> Net:
+def train(key, net0: Net, x, y, cfg: TrainConfig, *, retain=None, start=None, on_epoch: Optional[Callable] = None,
+          on_progress: Optional[Callable] = None) -> Net:
     """Train from ``net0`` (or resume from ``start = (net, opt_state, epoch)``) for ``cfg.epochs``.
 
-    Epoch ``e`` draws its batch order from ``fold_in(key, e)``, so a resumed run replays the
-    same batches as an uninterrupted one. ``on_epoch(epoch, net, opt_state, loss)`` is called
-    after each epoch (the caller checkpoints there). ``x``, ``y``: see :func:`check_data`.
+    ``retain``: (N,) booleans, the rows trained on (Retrain: D_r); None trains on all rows. The
+    whole ``x`` stays on the device and every subset runs the same compiled epoch.
+    ``x``, ``y``: see :func:`check_data`; callbacks: see :func:`fit`.
     """
     check_config(cfg)
     x, y = check_data(net0, x, y)
-    tx = make_optimizer(cfg, steps_per_epoch(len(y), cfg.batch_size))
-    step = make_step(net0.graphdef, tx)
-    net, opt_state, first = start if start is not None else (net0, tx.init(net0.params), 0)
-    for epoch in range(first, cfg.epochs):
-        net, opt_state, loss = run_epoch(jax.random.fold_in(key, epoch), step, net, opt_state, x, y,
-                                         cfg.batch_size, on_batch=on_batch)
-        if on_epoch is not None:
-            on_epoch(epoch, net, opt_state, loss)
+    member = None if retain is None else jnp.asarray(_checks.retain_mask(retain, len(y)))
+    n = len(y) if member is None else int(jnp.sum(member))
+    rows = engine.rows_for(y, member=member, num_classes=num_classes(net0),
+                           dtype=jax.tree.leaves(net0.params)[0].dtype)
+    state, first = None, 0
+    if start is not None:
+        net, opt_state, first = start
+        state = engine.State(*jax.tree.map(jnp.copy, (net.params, net.rest, opt_state)))
+    net, _, _ = fit(key, net0, x, rows, knobs(net0, cfg, cfg.epochs * steps_per_epoch(n, cfg.batch_size)),
+                    optimizer=cfg.optimizer, batch_size=cfg.batch_size, epochs=cfg.epochs, augment=cfg.augment,
+                    state=state, first_epoch=first, on_epoch=on_epoch, on_progress=on_progress)
     return net
