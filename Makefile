@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test verify bench clean
+.PHONY: run test verify bench fashion-mnist clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,18 @@ verify: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks
+
+# Fashion-MNIST's four idx files into /usr/share/datasets/fashion-mnist/ (the Debian package, from
+# the distribution's archive; needs root). Without apt-get: download them from Zalando Research.
+fashion-mnist:
+	@if command -v apt-get >/dev/null 2>&1; then \
+		apt-get install -y dataset-fashion-mnist; \
+	else \
+		echo "apt-get not found: download train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,"; \
+		echo "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz from"; \
+		echo "https://github.com/zalandoresearch/fashion-mnist into one folder and pass --path FOLDER"; \
+		exit 1; \
+	fi
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .hypothesis *.egg-info

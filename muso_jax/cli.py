@@ -310,11 +310,18 @@ def _verify(args) -> int:
 
 
 def _add_setup_args(p):
-    p.add_argument("--data", default="digits", help="digits (default), mnist, cifar10, cifar100, npz")
-    p.add_argument("--path", default=None, help="folder of the CIFAR pickle archive, or the .npz file")
+    p.add_argument("--data", default="digits",
+                   help="digits (default), mnist, cifar10, cifar100, npz, fashion-mnist (60,000 + 10,000 images: "
+                        "apt-get install dataset-fashion-mnist, or make fashion-mnist), mnist-idx (the full MNIST "
+                        "as idx files; needs --path)")
+    p.add_argument("--path", default=None,
+                   help="folder of the CIFAR pickle archive, the .npz file, or the folder of the four idx files "
+                        "(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+                        "t10k-labels-idx1-ubyte, each raw or .gz) for fashion-mnist (default "
+                        "/usr/share/datasets/fashion-mnist) and mnist-idx")
     p.add_argument("--scale", default="auto", choices=["auto", "255", "none"],
                    help="pixels of --path files: auto (default: divide by 255 when the training pixels lie in "
-                        "[0, 255] with max > 1), 255, none")
+                        "[0, 255] with max > 1; always for the byte pixels of idx files), 255, none")
     p.add_argument("--model", default="mlp", help="mlp (default), cnn, resnet18")
     p.add_argument("--scenario", default="random", help="random (default), class, subclass")
     p.add_argument("--forget", type=float, default=10.0, help="percent forgotten (random scenario)")

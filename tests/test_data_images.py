@@ -171,7 +171,7 @@ def test_bad_name_seed_and_fraction():
         load_images("digits", test_fraction=0.001)  # round(0.001 * ~180) = 0 test rows
     with pytest.raises(ValueError, match="`seed`"):
         load_images("digits", seed=-1)
-    assert IMAGE_DATASETS == ("digits", "mnist", "cifar10", "cifar100", "npz")
+    assert IMAGE_DATASETS == ("digits", "mnist", "cifar10", "cifar100", "npz", "fashion-mnist", "mnist-idx")
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100", "npz"])

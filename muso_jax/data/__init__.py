@@ -2,6 +2,7 @@
 the unlearning protocol: nothing is ever downloaded."""
 
 from muso_jax.data.bundled import BinaryData, load_binary
+from muso_jax.data.idx import read_idx
 from muso_jax.data.images import IMAGE_DATASETS, SCALES, ImageData, load_images
 from muso_jax.data.scenarios import SCENARIOS, forget_class, forget_mask, forget_random, forget_subclass
 
@@ -17,4 +18,5 @@ __all__ = [
     "forget_subclass",
     "load_binary",
     "load_images",
+    "read_idx",
 ]
