@@ -37,7 +37,8 @@ FLAGS = {
     "epochs": "--epochs",  # TrainConfig names its fields bare; MUSO's are checked as --muso-* first
     "muso_epochs": "--muso-epochs", "muso_lr": "--muso-lr", "muso.epochs": "--muso-epochs",
     "muso.lr": "--muso-lr", "projector": "--projector", "kernel": "--ntk-kernel",
-    "methods": "--methods", "cache": "--cache",
+    "methods": "--methods", "cache": "--cache", "batch_size": "--batch-size", "train.batch_size": "--batch-size",
+    "precision": "--precision", "compile_cache": "--compile-cache",
     # several commands
     "seed": "--seed", "seeds": "--seeds", "json": "--json", "out": "--out",
 }
@@ -322,14 +323,21 @@ def _add_setup_args(p):
     p.add_argument("--scale", default="auto", choices=["auto", "255", "none"],
                    help="pixels of --path files: auto (default: divide by 255 when the training pixels lie in "
                         "[0, 255] with max > 1; always for the byte pixels of idx files), 255, none")
-    p.add_argument("--model", default="mlp", help="mlp (default), cnn, resnet18")
+    p.add_argument("--model", default="mlp", help="mlp (default), cnn, resnet18, resnet18-narrow")
     p.add_argument("--scenario", default="random", help="random (default), class, subclass")
     p.add_argument("--forget", type=float, default=10.0, help="percent forgotten (random scenario)")
     p.add_argument("--cls", type=int, default=3, help="class (class scenario) or fine class (subclass)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, default=1, help="run seeds seed .. seed+N-1 and report mean ± std")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="parameter dtype")
-    p.add_argument("--epochs", type=int, default=30, help="epochs of the original training and of retraining")
+    p.add_argument("--precision", default="float32", choices=["float32", "bf16"],
+                   help="compute dtype: bf16 keeps float32 parameters and computes in bfloat16 (for accelerators)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs of the original training and of retraining (default: 30 on the data sets of "
+                        "under 10,000 images, digits and mnist; 10 on the larger ones)")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size of the original training and retraining")
+    p.add_argument("--augment", action="store_true",
+                   help="random crop (padding 4) and horizontal flip on the device, CIFAR's recipe (default off)")
     p.add_argument("--muso-epochs", type=int, default=None, help="default: the authors' (2 random, 5 class)")
     p.add_argument("--muso-lr", type=float, default=None, help="default: the authors' (3e-5 random, 2.8e-4 class)")
     p.add_argument("--soft", action="store_true", help="KL to the relabel softmax instead of hard labels")
@@ -341,6 +349,9 @@ def _add_setup_args(p):
     p.add_argument("--ntk-alternate", action="store_true", help="muso-ntk: recompute the kernel every epoch")
     p.add_argument("--cache", type=Path, default=Path("results/cache"),
                    help="trained networks, keyed by their data, initialization and configuration")
+    p.add_argument("--compile-cache", type=Path, default=Path("results/jax-cache"),
+                   help="JAX's persistent compilation cache: a second run loads its programs instead of compiling "
+                        "('none' disables it)")
 
 
 def _unlearn_parser(sub):
@@ -380,13 +391,32 @@ def _muso_config(args):
     return cfg._replace(soft=args.soft, projector=args.projector, **{k: v for k, v in given.items() if v is not None})
 
 
+# Default epochs of the original training by data set: the small sets (under 10,000 images) get
+# the authors' 30; the large ones 10, where a small CNN has converged (docs/api.md).
+SMALL_DATA = ("digits", "mnist")
+
+
+def _train_config(args):
+    from muso_jax.nn.train import TrainConfig
+
+    epochs = args.epochs if args.epochs is not None else (30 if args.data in SMALL_DATA else 10)
+    return TrainConfig(epochs=epochs, batch_size=args.batch_size, augment=args.augment)
+
+
 def _check_setup(args):
     """Every check of the network commands' arguments that needs no data; returns (MUSO config, cache)."""
+    from muso_jax import compilation
     from muso_jax.io.cache import NetworkCache
-    from muso_jax.nn.train import TrainConfig, check_config
+    from muso_jax.nn.train import check_config
 
     _check_seeds(args.seed, args.seeds)
-    check_config(TrainConfig(epochs=args.epochs))
+    check_config(_train_config(args))
+    if args.precision == "bf16" and args.dtype == "float64":
+        raise ValueError("argument `precision`: expected float32 with --dtype float64 (bf16 computes in bfloat16 "
+                         "with float32 parameters); got bf16")
+    if str(args.compile_cache) != "none":
+        _check_outputs(("compile_cache", args.compile_cache, True))
+        compilation.use_persistent_cache(args.compile_cache)
     return _muso_config(args), NetworkCache(args.cache)
 
 
@@ -394,18 +424,25 @@ def _run_seeds(args, cfg, cache, others=None, tune=False):
     """Run the experiment for every seed; returns the per-seed results."""
     import jax
 
+    from muso_jax import compilation
     from muso_jax.nn import experiment
-    from muso_jax.nn.train import TrainConfig
 
     if args.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
     runs = []
     for seed in range(args.seed, args.seed + args.seeds):
         setup = experiment.Setup(data=args.data, path=args.path, model=args.model, scenario=args.scenario,
-                                 forget=args.forget, cls=args.cls, seed=seed, train=TrainConfig(epochs=args.epochs),
-                                 dtype=args.dtype, scale=args.scale)
+                                 forget=args.forget, cls=args.cls, seed=seed, train=_train_config(args),
+                                 dtype=args.dtype, precision=args.precision, scale=args.scale)
         progress = lambda stage, total, seed=seed: _progress(f"seed {seed} {stage}", total, "batch", leave=False)
-        runs.append(experiment.run_protocol(setup, cfg, cache=cache, progress=progress, others=others, tune=tune))
+        with compilation.CompileCounter() as counter:
+            run = experiment.run_protocol(setup, cfg, cache=cache, progress=progress, others=others, tune=tune)
+        run["compilation"] = counter.result()._asdict()
+        runs.append(run)
+    c = [r["compilation"] for r in runs]
+    where = "" if str(args.compile_cache) == "none" else f" ({sum(r['cache_hits'] for r in c)} loaded from {args.compile_cache})"
+    print(f"compiled {sum(r['programs'] for r in c)} programs in {sum(r['seconds'] for r in c):.1f} s{where}",
+          file=sys.stderr)
     return runs
 
 

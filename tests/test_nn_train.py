@@ -13,7 +13,7 @@ from muso_jax.nn import state
 from muso_jax.nn.models import head_matrix, make_model
 from muso_jax.nn.state import forward, predict, split
 from muso_jax.nn import baselines, engine, muso, muso_ntk
-from muso_jax.nn.train import TrainConfig, family, init_state, knobs, train
+from muso_jax.nn.train import TrainConfig, family, init_state, knobs_from_config, train
 
 
 MODELS = {"mlp": ((8, 8, 1), {}), "cnn": ((8, 8, 1), {}), "resnet18": ((8, 8, 3), dict(width=4))}
@@ -87,7 +87,7 @@ def _python_loop(net0, x, y, cfg, epochs, retain=None):
     member = np.ones(len(y), bool) if retain is None else retain
     rows = engine.rows_for(y, member=member, num_classes=3, dtype=jax.tree.leaves(net0.params)[0].dtype)
     n = int(member.sum())
-    k = knobs(net0, cfg, cfg.epochs * engine.steps_per_epoch(n, cfg.batch_size))
+    k = knobs_from_config(net0, cfg, cfg.epochs * engine.steps_per_epoch(n, cfg.batch_size))
     step = jax.jit(lambda s, xb, v, r: engine.step(net0.graphdef, family(cfg.optimizer), s, xb, v, r, k))
     for epoch in range(epochs):
         idx, valid = engine.order(jax.random.fold_in(jax.random.key(0), epoch), jnp.asarray(member), cfg.batch_size)

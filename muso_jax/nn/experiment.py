@@ -23,6 +23,9 @@ from muso_jax.nn.train import TrainConfig, steps_per_epoch, train
 METHODS = {**baselines.METHODS, "muso-ntk": muso_ntk.unlearn}
 DEFAULTS = {**baselines.DEFAULTS, "muso-ntk": muso_ntk.NtkConfig()}
 
+# Compute dtypes: None computes in the parameters' dtype.
+PRECISIONS = {"float32": None, "bf16": jnp.bfloat16}
+
 # Avg. Gap over the SalUn set of metrics (UA, RA, TA, MIA-efficacy).
 GAP_KEYS = ("UA", "RA", "TA", "MIA_efficacy")
 
@@ -37,6 +40,7 @@ class Setup(NamedTuple):
     seed: int = 0
     train: TrainConfig = TrainConfig()
     dtype: str = "float32"  # parameter dtype of the networks
+    precision: str = "float32"  # compute dtype: "bf16" computes in bfloat16 (parameters stay float32)
     scale: str = "auto"  # pixel scaling of user files (data.load_images)
 
 
@@ -87,9 +91,13 @@ def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progres
     y_tr, y_te = jnp.asarray(y_train), jnp.asarray(y_test)
     if setup.dtype not in ("float32", "float64"):
         raise ValueError(f"argument `dtype`: expected 'float32' or 'float64'; got {setup.dtype!r}")
-    net0 = split(make_model(setup.model, d.x_train.shape[1:], k, seed=setup.seed, param_dtype=jnp.dtype(setup.dtype)))
+    if setup.precision not in PRECISIONS:
+        raise ValueError(f"argument `precision`: expected one of {list(PRECISIONS)}; got {setup.precision!r}")
+    net0 = split(make_model(setup.model, d.x_train.shape[1:], k, seed=setup.seed, param_dtype=jnp.dtype(setup.dtype),
+                            dtype=PRECISIONS[setup.precision]))
     # What a cache entry is, for a reader of it; the cache keys it by the arrays themselves.
-    base = dict(data=setup.data, model=setup.model, seed=setup.seed, dtype=setup.dtype, classes=k)
+    base = dict(data=setup.data, model=setup.model, seed=setup.seed, dtype=setup.dtype, precision=setup.precision,
+                classes=k)
     key = jax.random.key(setup.seed)
     bs = setup.train.batch_size
 

@@ -1,5 +1,5 @@
 """Training a network: the configuration, the checks at the boundary of the network path, and
-:func:`train` / :func:`fit`, epochs of the compiled program of :mod:`muso_jax.nn.engine` (shared
+:func:`train` / :func:`run_epochs`, epochs of the compiled program of :mod:`muso_jax.nn.engine` (shared
 by every unlearning method)."""
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def init_state(net: Net, optimizer: str) -> engine.State:
     return engine.State(params, rest, engine.optimizer(family(optimizer), dtype).init(params))
 
 
-def knobs(net: Net, cfg, total_steps: int, **overrides) -> engine.Knobs:
+def knobs_from_config(net: Net, cfg, total_steps: int, **overrides) -> engine.Knobs:
     """The engine's :class:`~muso_jax.nn.engine.Knobs` of a configuration (TrainConfig or a
     method's config with ``lr``, ``optimizer``, ``weight_decay`` and optionally ``momentum``,
     ``schedule``)."""
@@ -141,7 +141,7 @@ def knobs(net: Net, cfg, total_steps: int, **overrides) -> engine.Knobs:
                             features=features, num_classes=num_classes(net), **overrides)
 
 
-def fit(key, net: Net, x, rows: engine.Rows, knobs: engine.Knobs, *, optimizer: str, batch_size: int, epochs: int,
+def run_epochs(key, net: Net, x, rows: engine.Rows, knobs: engine.Knobs, *, optimizer: str, batch_size: int, epochs: int,
         augment: bool = False, state: Optional[engine.State] = None, first_epoch: int = 0,
         on_epoch: Optional[Callable] = None, on_progress: Optional[Callable] = None):
     """Epochs ``first_epoch .. epochs - 1`` of the engine on the rows of ``x`` with targets ``rows``.
@@ -173,7 +173,7 @@ def train(key, net0: Net, x, y, cfg: TrainConfig, *, retain=None, start=None, on
 
     ``retain``: (N,) booleans, the rows trained on (Retrain: D_r); None trains on all rows. The
     whole ``x`` stays on the device and every subset runs the same compiled epoch.
-    ``x``, ``y``: see :func:`check_data`; callbacks: see :func:`fit`.
+    ``x``, ``y``: see :func:`check_data`; callbacks: see :func:`run_epochs`.
     """
     check_config(cfg)
     x, y = check_data(net0, x, y)
@@ -185,7 +185,7 @@ def train(key, net0: Net, x, y, cfg: TrainConfig, *, retain=None, start=None, on
     if start is not None:
         net, opt_state, first = start
         state = engine.State(*jax.tree.map(jnp.copy, (net.params, net.rest, opt_state)))
-    net, _, _ = fit(key, net0, x, rows, knobs(net0, cfg, cfg.epochs * steps_per_epoch(n, cfg.batch_size)),
+    net, _, _ = run_epochs(key, net0, x, rows, knobs_from_config(net0, cfg, cfg.epochs * steps_per_epoch(n, cfg.batch_size)),
                     optimizer=cfg.optimizer, batch_size=cfg.batch_size, epochs=cfg.epochs, augment=cfg.augment,
                     state=state, first_epoch=first, on_epoch=on_epoch, on_progress=on_progress)
     return net
