@@ -8,6 +8,7 @@ import functools
 import os
 
 import jax
+import pytest
 import optax
 from flax import nnx
 from hypothesis import HealthCheck, settings
@@ -64,3 +65,13 @@ settings.register_profile(
 )
 settings.register_profile("fuzz", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(autouse=True)
+def _no_persistent_compilation_cache(monkeypatch):
+    """JAX's persistent compilation cache is process-global and set once: a CLI test run in this
+    process must not point it into the repository's results/. tests/test_compilation.py checks
+    the cache itself, in subprocesses."""
+    from muso_jax import compilation
+
+    monkeypatch.setattr(compilation, "use_persistent_cache", lambda folder: None)

@@ -22,11 +22,11 @@ MODELS = ("mlp", "cnn", "resnet18")
 class MLP(nnx.Module):
     """Fully connected ReLU network on flattened inputs."""
 
-    def __init__(self, in_shape, num_classes: int, hidden: Sequence[int] = (512, 512), *, param_dtype, rngs):
+    def __init__(self, in_shape, num_classes: int, hidden: Sequence[int] = (512, 512), *, param_dtype, dtype, rngs):
         sizes = (int(jnp.prod(jnp.array(in_shape))),) + tuple(hidden)
-        self.layers = nnx.List([nnx.Linear(a, b, param_dtype=param_dtype, rngs=rngs)
+        self.layers = nnx.List([nnx.Linear(a, b, param_dtype=param_dtype, dtype=dtype, rngs=rngs)
                                 for a, b in zip(sizes[:-1], sizes[1:])])
-        self.head = nnx.Linear(sizes[-1], num_classes, param_dtype=param_dtype, rngs=rngs)
+        self.head = nnx.Linear(sizes[-1], num_classes, param_dtype=param_dtype, dtype=dtype, rngs=rngs)
 
     def features(self, x, *, mask=None):
         z = x.reshape(x.shape[0], -1)
@@ -41,13 +41,13 @@ class MLP(nnx.Module):
 class CNN(nnx.Module):
     """Two 3x3 conv + max-pool stages, then a dense layer: a small CNN for 8x8 to 32x32 images."""
 
-    def __init__(self, in_shape, num_classes: int, channels=(32, 64), width: int = 128, *, param_dtype, rngs):
+    def __init__(self, in_shape, num_classes: int, channels=(32, 64), width: int = 128, *, param_dtype, dtype, rngs):
         h, w, c = in_shape
-        self.convs = nnx.List([nnx.Conv(a, b, (3, 3), param_dtype=param_dtype, rngs=rngs)
+        self.convs = nnx.List([nnx.Conv(a, b, (3, 3), param_dtype=param_dtype, dtype=dtype, rngs=rngs)
                                for a, b in zip((c,) + tuple(channels[:-1]), channels)])
         flat = (h // 2 ** len(channels)) * (w // 2 ** len(channels)) * channels[-1]
-        self.dense = nnx.Linear(flat, width, param_dtype=param_dtype, rngs=rngs)
-        self.head = nnx.Linear(width, num_classes, param_dtype=param_dtype, rngs=rngs)
+        self.dense = nnx.Linear(flat, width, param_dtype=param_dtype, dtype=dtype, rngs=rngs)
+        self.head = nnx.Linear(width, num_classes, param_dtype=param_dtype, dtype=dtype, rngs=rngs)
 
     def features(self, x, *, mask=None):
         for conv in self.convs:
@@ -66,16 +66,17 @@ def _normalize(bn: nnx.BatchNorm, x, mask):
 class BasicBlock(nnx.Module):
     """ResNet basic block: two 3x3 conv + BN, identity or 1x1-conv shortcut (He et al. 2016)."""
 
-    def __init__(self, cin: int, cout: int, stride: int, *, param_dtype, rngs):
-        kw = dict(use_bias=False, param_dtype=param_dtype, rngs=rngs)
+    def __init__(self, cin: int, cout: int, stride: int, *, param_dtype, dtype, rngs):
+        kw = dict(use_bias=False, param_dtype=param_dtype, dtype=dtype, rngs=rngs)
+        bn = dict(dtype=dtype or param_dtype, param_dtype=param_dtype, rngs=rngs)
         self.conv1 = nnx.Conv(cin, cout, (3, 3), strides=stride, **kw)
-        self.bn1 = nnx.BatchNorm(cout, dtype=param_dtype, param_dtype=param_dtype, rngs=rngs)
+        self.bn1 = nnx.BatchNorm(cout, **bn)
         self.conv2 = nnx.Conv(cout, cout, (3, 3), **kw)
-        self.bn2 = nnx.BatchNorm(cout, dtype=param_dtype, param_dtype=param_dtype, rngs=rngs)
+        self.bn2 = nnx.BatchNorm(cout, **bn)
         self.shortcut = nnx.data(None)
         if stride != 1 or cin != cout:
             self.shortcut = nnx.data(nnx.Sequential(nnx.Conv(cin, cout, (1, 1), strides=stride, **kw),
-                                                    nnx.BatchNorm(cout, dtype=param_dtype, param_dtype=param_dtype, rngs=rngs)))
+                                                    nnx.BatchNorm(cout, **bn)))
 
     def __call__(self, x, *, mask=None):
         y = jax.nn.relu(_normalize(self.bn1, self.conv1(x), mask))
@@ -89,17 +90,18 @@ class BasicBlock(nnx.Module):
 class ResNet18(nnx.Module):
     """CIFAR-style ResNet-18: 3x3 stem without max-pool, stages of 2 blocks at 64/128/256/512."""
 
-    def __init__(self, in_shape, num_classes: int, width: int = 64, *, param_dtype, rngs):
+    def __init__(self, in_shape, num_classes: int, width: int = 64, *, param_dtype, dtype, rngs):
         c = in_shape[-1]
-        self.stem = nnx.Conv(c, width, (3, 3), use_bias=False, param_dtype=param_dtype, rngs=rngs)
-        self.bn = nnx.BatchNorm(width, dtype=param_dtype, param_dtype=param_dtype, rngs=rngs)
+        self.stem = nnx.Conv(c, width, (3, 3), use_bias=False, param_dtype=param_dtype, dtype=dtype, rngs=rngs)
+        self.bn = nnx.BatchNorm(width, dtype=dtype or param_dtype, param_dtype=param_dtype, rngs=rngs)
         blocks, cin = [], width
         for i, cout in enumerate((width, 2 * width, 4 * width, 8 * width)):
             for j in range(2):
-                blocks.append(BasicBlock(cin, cout, 2 if (i > 0 and j == 0) else 1, param_dtype=param_dtype, rngs=rngs))
+                blocks.append(BasicBlock(cin, cout, 2 if (i > 0 and j == 0) else 1, param_dtype=param_dtype,
+                                         dtype=dtype, rngs=rngs))
                 cin = cout
         self.blocks = nnx.List(blocks)
-        self.head = nnx.Linear(cin, num_classes, param_dtype=param_dtype, rngs=rngs)
+        self.head = nnx.Linear(cin, num_classes, param_dtype=param_dtype, dtype=dtype, rngs=rngs)
 
     def features(self, x, *, mask=None):
         x = jax.nn.relu(_normalize(self.bn, self.stem(x), mask))
@@ -111,14 +113,20 @@ class ResNet18(nnx.Module):
         return self.head(self.features(x, mask=mask))
 
 
-def make_model(name: str, in_shape, num_classes: int, *, seed: int, param_dtype=jnp.float32, **kwargs):
-    """Build a model by name; ``seed`` draws the initial parameters p_0."""
+def make_model(name: str, in_shape, num_classes: int, *, seed: int, param_dtype=jnp.float32, dtype=None, **kwargs):
+    """Build a model by name; ``seed`` draws the initial parameters p_0.
+
+    ``param_dtype``: the parameters' dtype; ``dtype``: the compute dtype (None: the parameters'),
+    e.g. ``jnp.bfloat16`` with float32 parameters for mixed precision on an accelerator: every
+    layer casts its parameters and inputs to ``dtype`` (BatchNorm computes its statistics in float32).
+    """
     classes = dict(mlp=MLP, cnn=CNN, resnet18=ResNet18)
     if name not in classes:
         raise ValueError(f"argument `model`: expected one of {list(MODELS)}; got {name!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"argument `num_classes`: expected an integer >= 1; got {num_classes!r}")
-    return classes[name](tuple(in_shape), num_classes, param_dtype=param_dtype, rngs=nnx.Rngs(seed), **kwargs)
+    return classes[name](tuple(in_shape), num_classes, param_dtype=param_dtype, dtype=dtype, rngs=nnx.Rngs(seed),
+                         **kwargs)
 
 
 def num_classes(net) -> int:
