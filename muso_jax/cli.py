@@ -440,7 +440,8 @@ def _run_seeds(args, cfg, cache, others=None, tune=False):
         run["compilation"] = counter.result()._asdict()
         runs.append(run)
     c = [r["compilation"] for r in runs]
-    where = "" if str(args.compile_cache) == "none" else f" ({sum(r['cache_hits'] for r in c)} loaded from {args.compile_cache})"
+    hits = sum(r["cache_hits"] for r in c)
+    where = "" if str(args.compile_cache) == "none" else f" ({hits} loaded from {args.compile_cache})"
     print(f"compiled {sum(r['programs'] for r in c)} programs in {sum(r['seconds'] for r in c):.1f} s{where}",
           file=sys.stderr)
     return runs

@@ -37,7 +37,7 @@ import numpy as np
 from muso_jax.io.files import check_writable, clean_stale_temps, write_bytes
 from muso_jax.io.reports import plain, write_json
 
-FORMAT = 3  # bumped when the layout of an entry (or the training engine's batch order) changes when the layout of an entry changes: older entries become misses
+FORMAT = 3  # bumped when an entry's layout or the engine's batch order changes: older entries become misses
 
 
 class CacheWarning(UserWarning):
@@ -181,7 +181,8 @@ class NetworkCache:
         if ckpt_info.exists():
             try:
                 info = _read_json(ckpt_info)
-                (net, opt_state), epoch = _verified(ckpt, info.get("sha256"), ((net0, init_state(net0, cfg.optimizer).opt_state), 0))
+                template = ((net0, init_state(net0, cfg.optimizer).opt_state), 0)
+                (net, opt_state), epoch = _verified(ckpt, info.get("sha256"), template)
                 start, before = (net, opt_state, int(epoch) + 1), float(info["seconds"])
             except (_Damaged, AttributeError, KeyError, TypeError, ValueError) as damage:
                 _warn(folder, f"checkpoint: {damage}", "training from epoch 0")

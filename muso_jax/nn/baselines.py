@@ -23,7 +23,8 @@ import optax
 from muso_jax.nn import engine
 from muso_jax.nn.models import num_classes
 from muso_jax.nn.state import Net, forward, predict
-from muso_jax.nn.train import check_config, check_data, check_unlearning, run_epochs, knobs_from_config, steps_per_epoch
+from muso_jax.nn.train import (check_config, check_data, check_unlearning, knobs_from_config, run_epochs,
+                               steps_per_epoch)
 
 
 class BaselineConfig(NamedTuple):
@@ -67,8 +68,8 @@ def _fit(key, net, x, rows, cfg, on_progress, *, state=None, epoch=0, epochs=Non
     """Epochs ``epoch .. epochs - 1`` (default: all of ``cfg.epochs``) with a constant learning rate."""
     total = cfg.epochs * steps_per_epoch(int(jnp.sum(rows.member)), cfg.batch_size)
     return run_epochs(key, net, x, rows, knobs_from_config(net, cfg, total, **overrides), optimizer=cfg.optimizer,
-               batch_size=cfg.batch_size, epochs=cfg.epochs if epochs is None else epochs, state=state,
-               first_epoch=epoch, on_progress=on_progress)
+                      batch_size=cfg.batch_size, epochs=cfg.epochs if epochs is None else epochs, state=state,
+                      first_epoch=epoch, on_progress=on_progress)
 
 
 def _method(fn):

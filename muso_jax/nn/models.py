@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from muso_jax.nn.layers import Conv, max_pool2
+
 MODELS = ("mlp", "cnn", "resnet18")
 
 
@@ -43,7 +45,7 @@ class CNN(nnx.Module):
 
     def __init__(self, in_shape, num_classes: int, channels=(32, 64), width: int = 128, *, param_dtype, dtype, rngs):
         h, w, c = in_shape
-        self.convs = nnx.List([nnx.Conv(a, b, (3, 3), param_dtype=param_dtype, dtype=dtype, rngs=rngs)
+        self.convs = nnx.List([Conv(a, b, (3, 3), param_dtype=param_dtype, dtype=dtype, rngs=rngs)
                                for a, b in zip((c,) + tuple(channels[:-1]), channels)])
         flat = (h // 2 ** len(channels)) * (w // 2 ** len(channels)) * channels[-1]
         self.dense = nnx.Linear(flat, width, param_dtype=param_dtype, dtype=dtype, rngs=rngs)
@@ -51,7 +53,7 @@ class CNN(nnx.Module):
 
     def features(self, x, *, mask=None):
         for conv in self.convs:
-            x = nnx.max_pool(jax.nn.relu(conv(x)), (2, 2), strides=(2, 2))
+            x = max_pool2(jax.nn.relu(conv(x)))
         return jax.nn.relu(self.dense(x.reshape(x.shape[0], -1)))
 
     def __call__(self, x, *, mask=None):
@@ -69,13 +71,13 @@ class BasicBlock(nnx.Module):
     def __init__(self, cin: int, cout: int, stride: int, *, param_dtype, dtype, rngs):
         kw = dict(use_bias=False, param_dtype=param_dtype, dtype=dtype, rngs=rngs)
         bn = dict(dtype=dtype or param_dtype, param_dtype=param_dtype, rngs=rngs)
-        self.conv1 = nnx.Conv(cin, cout, (3, 3), strides=stride, **kw)
+        self.conv1 = Conv(cin, cout, (3, 3), strides=stride, **kw)
         self.bn1 = nnx.BatchNorm(cout, **bn)
-        self.conv2 = nnx.Conv(cout, cout, (3, 3), **kw)
+        self.conv2 = Conv(cout, cout, (3, 3), **kw)
         self.bn2 = nnx.BatchNorm(cout, **bn)
         self.shortcut = nnx.data(None)
         if stride != 1 or cin != cout:
-            self.shortcut = nnx.data(nnx.Sequential(nnx.Conv(cin, cout, (1, 1), strides=stride, **kw),
+            self.shortcut = nnx.data(nnx.Sequential(Conv(cin, cout, (1, 1), strides=stride, **kw),
                                                     nnx.BatchNorm(cout, **bn)))
 
     def __call__(self, x, *, mask=None):
@@ -92,7 +94,7 @@ class ResNet18(nnx.Module):
 
     def __init__(self, in_shape, num_classes: int, width: int = 64, *, param_dtype, dtype, rngs):
         c = in_shape[-1]
-        self.stem = nnx.Conv(c, width, (3, 3), use_bias=False, param_dtype=param_dtype, dtype=dtype, rngs=rngs)
+        self.stem = Conv(c, width, (3, 3), use_bias=False, param_dtype=param_dtype, dtype=dtype, rngs=rngs)
         self.bn = nnx.BatchNorm(width, dtype=dtype or param_dtype, param_dtype=param_dtype, rngs=rngs)
         blocks, cin = [], width
         for i, cout in enumerate((width, 2 * width, 4 * width, 8 * width)):

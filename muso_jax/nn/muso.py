@@ -39,7 +39,7 @@ from muso_jax import _checks, _linalg
 from muso_jax.nn import engine
 from muso_jax.nn.models import head_matrix, num_classes, with_bias_column
 from muso_jax.nn.state import Net, predict
-from muso_jax.nn.train import check_unlearning, run_epochs, knobs_from_config, steps_per_epoch
+from muso_jax.nn.train import check_unlearning, knobs_from_config, run_epochs, steps_per_epoch
 
 PROJECTORS = ("exact", "authors_woodbury")
 
@@ -157,9 +157,10 @@ def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: MusoConfig, *,
         R = relabel_head(head_projector(z, eps, cfg.projector), W0, Wp)
         if epoch == 0:
             changed0 = _percent_changed(_labels(net, net_p, x_f, R, Wp), y_f)
-        net, state, loss = run_epochs(jax.random.fold_in(key, 1), net, x, rows, knobs_from_config(net_p, cfg, total, head=R),
-                               optimizer=cfg.optimizer, batch_size=cfg.batch_size, epochs=epoch + 1, state=state,
-                               first_epoch=epoch, on_progress=on_progress)
+        net, state, loss = run_epochs(jax.random.fold_in(key, 1), net, x, rows,
+                                      knobs_from_config(net_p, cfg, total, head=R), optimizer=cfg.optimizer,
+                                      batch_size=cfg.batch_size, epochs=epoch + 1, state=state, first_epoch=epoch,
+                                      on_progress=on_progress)
         eps_used.append(eps)
         losses.extend(loss)
     jax.block_until_ready(net.params)

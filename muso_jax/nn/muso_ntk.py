@@ -42,7 +42,7 @@ from muso_jax.nn import ntk
 from muso_jax.nn.models import num_classes
 from muso_jax.nn.state import Net, check_inputs, predict
 from muso_jax.nn import engine
-from muso_jax.nn.train import check_data, check_unlearning, run_epochs, knobs_from_config, steps_per_epoch
+from muso_jax.nn.train import check_data, check_unlearning, knobs_from_config, run_epochs, steps_per_epoch
 from muso_jax.nn.train import check_config as check_training_fields
 
 KERNELS = ("logit", "mean", "full")
@@ -153,7 +153,7 @@ def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: NtkConfig, *,
             labels = y.at[f].set(jnp.asarray(np.argmax(outputs, axis=1), y.dtype))
             rows = engine.rows_for(labels, num_classes=k, dtype=dtype)
         net, state, _ = run_epochs(key, net, x, rows, knobs_from_config(net_p, cfg, total), optimizer=cfg.optimizer,
-                            batch_size=cfg.batch_size, epochs=epoch + 1, state=state, first_epoch=epoch,
-                            on_progress=on_progress)
+                                   batch_size=cfg.batch_size, epochs=epoch + 1, state=state, first_epoch=epoch,
+                                   on_progress=on_progress)
     jax.block_until_ready(net.params)
     return net, NtkInfo(time.perf_counter() - start)

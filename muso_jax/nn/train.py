@@ -141,9 +141,9 @@ def knobs_from_config(net: Net, cfg, total_steps: int, **overrides) -> engine.Kn
                             features=features, num_classes=num_classes(net), **overrides)
 
 
-def run_epochs(key, net: Net, x, rows: engine.Rows, knobs: engine.Knobs, *, optimizer: str, batch_size: int, epochs: int,
-        augment: bool = False, state: Optional[engine.State] = None, first_epoch: int = 0,
-        on_epoch: Optional[Callable] = None, on_progress: Optional[Callable] = None):
+def run_epochs(key, net: Net, x, rows: engine.Rows, knobs: engine.Knobs, *, optimizer: str, batch_size: int,
+               epochs: int, augment: bool = False, state: Optional[engine.State] = None, first_epoch: int = 0,
+               on_epoch: Optional[Callable] = None, on_progress: Optional[Callable] = None):
     """Epochs ``first_epoch .. epochs - 1`` of the engine on the rows of ``x`` with targets ``rows``.
 
     Epoch ``e`` draws its order from ``fold_in(key, e)``: a resumed run (``state`` and
@@ -185,7 +185,8 @@ def train(key, net0: Net, x, y, cfg: TrainConfig, *, retain=None, start=None, on
     if start is not None:
         net, opt_state, first = start
         state = engine.State(*jax.tree.map(jnp.copy, (net.params, net.rest, opt_state)))
-    net, _, _ = run_epochs(key, net0, x, rows, knobs_from_config(net0, cfg, cfg.epochs * steps_per_epoch(n, cfg.batch_size)),
-                    optimizer=cfg.optimizer, batch_size=cfg.batch_size, epochs=cfg.epochs, augment=cfg.augment,
-                    state=state, first_epoch=first, on_epoch=on_epoch, on_progress=on_progress)
+    total = cfg.epochs * steps_per_epoch(n, cfg.batch_size)
+    net, _, _ = run_epochs(key, net0, x, rows, knobs_from_config(net0, cfg, total), optimizer=cfg.optimizer,
+                           batch_size=cfg.batch_size, epochs=cfg.epochs, augment=cfg.augment, state=state,
+                           first_epoch=first, on_epoch=on_epoch, on_progress=on_progress)
     return net
