@@ -7,7 +7,18 @@ about ten ResNet-18 epochs over 50,000 images and three compilations), from the 
     pip install -e .[cuda] && python -m benchmarks.gpu --out $OUT/gpu.json
 
 ``.[cuda]`` adds the CUDA 12 wheels pinned to this jax (jax-cuda12-plugin[with-cuda] and
-jax-cuda12-pjrt 0.10.2, the CUDA libraries included). Other sizes:
+jax-cuda12-pjrt 0.10.2, the CUDA libraries included); it needs Python 3.11 and a package index.
+The device machine lent to this project's sessions has neither (Python 3.12, no network; its
+image holds jax 0.11.2 with the CUDA 13 plugin, flax, optax and numpy, and the CUDA wheels are
+far over what a call can carry), so there run it uninstalled on the image's packages, which the
+JSON records (jax, flax and optax versions):
+
+    set -o pipefail
+    python3 -c "import jax, flax, optax; print(jax.__version__, flax.__version__, optax.__version__, jax.devices())"
+    PYTHONUNBUFFERED=1 PYTHONPATH=. python3 -m benchmarks.gpu --out $OUT/gpu.json 2>&1 | tee $OUT/gpu.log
+
+(give it a limit of about 560 s). Importing this script needs only jax, flax, optax
+and numpy. Other sizes:
 
     python -m benchmarks.gpu [--n 50000] [--epochs 2] [--batch 256] [--width 64] [--lr 0.05]
                              [--out results/bench/gpu.json] [--tiny]
@@ -27,15 +38,16 @@ reported "not available in this build" where make_model has no ``dtype`` keyword
   no memory statistics, e.g. the CPU). JAX cannot reset the peak: it is the process's running
   maximum after each phase, and bfloat16 runs first so its peak is its own;
 - the answer, checked before any number is reported (an AssertionError otherwise, and no
-  JSON; a bfloat16 failure is recorded instead, see below): every epoch's loss is finite and the training accuracy beats chance (10%) clearly: at
-  least ``MIN_ACCURACY`` = 50% at the full size, chance plus four standard errors on a tiny
-  run. The accuracy checked is the network's on its N training rows under batch statistics
-  (training-mode BatchNorm, batches of the training batch size), the network the optimizer
-  trained; the evaluation-mode accuracy (BatchNorm's running averages, ``predict``) is reported
-  beside it. They differ after short runs: flax's BatchNorm keeps running averages with
-  momentum 0.99, so after a few hundred steps they still carry the initial statistics and the
-  drift of the weights (measured on the CPU, width 4, 200 steps of batch 64: 99% under batch
-  statistics, 33% in evaluation mode, the same on augmented images).
+  JSON; a bfloat16 failure is recorded instead, see below): every epoch's loss is finite and
+  the training accuracy beats chance (10%) clearly: at least ``MIN_ACCURACY`` = 50% at the
+  full size, chance plus four standard errors on a tiny run. The accuracy checked is the
+  network's on its N training rows under batch statistics (training-mode BatchNorm, batches of
+  the training batch size), the network the optimizer trained; the evaluation-mode accuracy
+  (BatchNorm's running averages, ``predict``) is reported beside it. They differ after short
+  runs: flax's BatchNorm keeps running averages with momentum 0.99, so after a few hundred
+  steps they still carry the initial statistics and the drift of the weights (measured on the
+  CPU, width 4, 200 steps of batch 64: 99% under batch statistics, 33% in evaluation mode, the
+  same on augmented images).
 
 Then, in float32: MUSO (``muso.unlearn``, the default MusoConfig: Adam lr 3e-5, 2 epochs, batch
 128) on 10% random forgetting, against retraining from p_0 on the retained 90% with the recipe
@@ -58,9 +70,11 @@ import functools
 import time
 from pathlib import Path
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from benchmarks import _common as c
 from muso_jax.compilation import CompileCounter
@@ -268,9 +282,11 @@ def table(payload) -> str:
         compile_s = "n/a" if r["compile_seconds"] is None else f"{r['compile_seconds']:.1f}"
         epoch_s = r["steady_epoch_seconds"] or r["first_epoch_seconds"]
         lines.append(f"{r['precision']:<10} {compile_s:>9} {epoch_s:>8.2f} {r['steady_images_per_second']:>10.0f} "
-                     f"{_gb(r['peak_bytes_in_use']):>8} {r['train_accuracy']:>9.3f} {r['train_accuracy_eval_mode']:>11.3f}")
+                     f"{_gb(r['peak_bytes_in_use']):>8} {r['train_accuracy']:>9.3f} "
+                     f"{r['train_accuracy_eval_mode']:>11.3f}")
     m = payload["muso_vs_retrain"]
-    lines.append(f"MUSO {m['muso_seconds']:.2f} s (cold, 1 epoch with compile: {m['muso_cold_one_epoch_seconds']:.2f} s) "
+    lines.append(f"MUSO {m['muso_seconds']:.2f} s (cold, 1 epoch with compile: "
+                 f"{m['muso_cold_one_epoch_seconds']:.2f} s) "
                  f"vs retrain {m['retrain_seconds']:.2f} s on {m['retain_rows']} rows: "
                  f"MUSO / retrain = {m['ratio_muso_over_retrain']:.2f}")
     return "\n".join(lines)
@@ -280,8 +296,10 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=None, help=f"images (default {FULL['n']}; {TINY['n']} tiny)")
     ap.add_argument("--epochs", type=int, default=None, help=f"training epochs (default {FULL['epochs']})")
-    ap.add_argument("--batch", type=int, default=None, help=f"batch size (default {FULL['batch']}; {TINY['batch']} tiny)")
-    ap.add_argument("--width", type=int, default=None, help=f"ResNet-18 width (default {FULL['width']}; {TINY['width']} tiny)")
+    ap.add_argument("--batch", type=int, default=None,
+                    help=f"batch size (default {FULL['batch']}; {TINY['batch']} tiny)")
+    ap.add_argument("--width", type=int, default=None,
+                    help=f"ResNet-18 width (default {FULL['width']}; {TINY['width']} tiny)")
     ap.add_argument("--lr", type=float, default=None, help=f"SGD learning rate (default {FULL['lr']}; {TINY['lr']} tiny)")
     ap.add_argument("--out", type=Path, default=Path("results/bench/gpu.json"))
     ap.add_argument("--tiny", action="store_true", help="tiny sizes (automatic on a CPU unless --n is given)")
@@ -316,7 +334,8 @@ def main(argv=None) -> dict:
     payload = dict(
         benchmark="gpu", tiny=tiny, platform=dev.platform, device_kind=dev.device_kind,
         platform_version=getattr(dev.client, "platform_version", None), devices=len(jax.devices()),
-        jax_version=jax.__version__, model="resnet18", width=args.width, n=args.n, image_shape=list(IMAGE),
+        jax_version=jax.__version__, flax_version=flax.__version__, optax_version=optax.__version__,
+        model="resnet18", width=args.width, n=args.n, image_shape=list(IMAGE),
         num_classes=NUM_CLASSES, train_config=cfg._asdict(), min_accuracy=threshold,
         phase_order=["bfloat16", "float32", "muso_vs_retrain"],
         precisions=[f32, bf16],
