@@ -19,6 +19,7 @@ def test_gpu_benchmark_tiny_run_writes_checked_numbers(tmp_path):
     assert data["accuracy_check_passed"] is True and data["failures"] == []
     assert 1 / gpu.NUM_CLASSES < data["min_accuracy"] < 1
     assert data["seconds"] > 0 and data["n"] == returned["n"]
+    assert data["jax_version"] == jax.__version__ and data["flax_version"] and data["optax_version"]
 
     f32, bf16 = data["precisions"]
     assert f32["precision"] == "float32" and f32["available"] is True
