@@ -4,12 +4,15 @@
 
 Writes one JSON (and PNG where a figure helps) per case plus summary.json into --out. The
 PyTorch comparison of the network step (benchmarks/nn_step_vs_torch.py) runs too and says so
-when torch is not installed (it is not a dependency).
+when torch is not installed (it is not a dependency). The GPU benchmark (benchmarks/gpu.py) runs
+last in its own process: at its full size on an accelerator, at its tiny size on a CPU (there
+its timings mean nothing; it checks the script runs).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -27,23 +30,28 @@ def main(argv=None):
     out = ["--out", str(args.out)]
     start = time.perf_counter()
     print(f"device: {c.device()}")
-    print("[1/6] per-sample SGD, JAX vs NumPy (aim >= 20x)")
+    print("[1/7] per-sample SGD, JAX vs NumPy (aim >= 20x)")
     _, sgd_rows = per_sample_sgd.main(out + (["--n", "500", "--widths", "64", "1024"] if args.quick else []))
-    print("[2/6] exact deletion of k rows: cached vs scratch vs SGD (aim >= 100x vs SGD)")
+    print("[2/7] exact deletion of k rows: cached vs scratch vs SGD (aim >= 100x vs SGD)")
     _, del_rows = deletion.main(out + (["--sizes", "250", "500", "--ks", "1", "10"] if args.quick else []))
     print("      the same at Gram condition ~800 (sigma = 2), where SGD needs thousands of epochs")
     _, del2_rows = deletion.main(out + ["--sigma", "2", "--name", "deletion_sigma2", "--ks", "10", "--sizes"]
                                  + (["250"] if args.quick else ["500", "1000"]))
-    print("[3/6] vmap over 16 seeds vs a Python loop (aim >= 4x)")
+    print("[3/7] vmap over 16 seeds vs a Python loop (aim >= 4x)")
     _, vmap_rows = vmap_seeds.main(out + (["--seeds", "4"] if args.quick else []))
-    print("[4/6] float32 vs float64")
+    print("[4/7] float32 vs float64")
     _, prec_rows = precision.main(out + (["--n", "300"] if args.quick else []))
-    print("[5/6] network training step, Flax vs PyTorch")
+    print("[5/7] network training step, Flax vs PyTorch")
     # Its own process: the network benchmark runs in float32, the linear ones above set x64.
     subprocess.run([sys.executable, "benchmarks/nn_step_vs_torch.py"] + out + (["--steps", "30"] if args.quick else []),
                    check=True)
-    print("[6/6] empirical NTK of the digits MLP: chunked vs unchunked, time and peak memory")
+    print("[6/7] empirical NTK of the digits MLP: chunked vs unchunked, time and peak memory")
     ntk_kernel.main(out + (["--n", "200", "--n-full", "64"] if args.quick else []))
+    print("[7/7] ResNet-18 on one accelerator: float32 and bf16 images/s, MUSO vs retrain (tiny on a CPU)")
+    gpu_json = args.out / "gpu.json"
+    subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--out", str(gpu_json)] + (["--tiny"] if args.quick else []),
+                   check=True)
+    gpu = json.loads(gpu_json.read_text())
     best = lambda rows, key: max(r[key] for r in rows if key in r)
     summary = dict(
         seconds=time.perf_counter() - start,
@@ -55,6 +63,8 @@ def main(argv=None):
         deletion_worst_cached_over_floor=best(del_rows, "ratio_cached_over_floor"),
         vmap_ratios={r["case"]: r["ratio_loop_over_vmap"] for r in vmap_rows},
         float32_gaps={k: prec_rows[1][f"{k}_gap"] for k in ("oracle", "deletion", "sgd")},
+        gpu_tiny=gpu["tiny"], gpu_images_per_second_float32=gpu["precisions"][0]["steady_images_per_second"],
+        gpu_muso_over_retrain=gpu["muso_vs_retrain"]["ratio_muso_over_retrain"],
     )
     c.save(args.out, "summary", summary)
     print(f"summary ({summary['seconds']:.0f} s): " + ", ".join(
