@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks [--quick] [--out results/bench]
 
 Writes one JSON (and PNG where a figure helps) per case plus summary.json into --out. The
-PyTorch comparison of the network step (benchmarks/nn_step_vs_torch.py) runs too and says so
+PyTorch comparison of network training (benchmarks/nn_engine.py) runs too and says so
 when torch is not installed (it is not a dependency). The GPU benchmark (benchmarks/gpu.py) runs
 last in its own process: at its full size on an accelerator, at its tiny size on a CPU (there
 its timings mean nothing; it checks the script runs).
@@ -41,10 +41,10 @@ def main(argv=None):
     _, vmap_rows = vmap_seeds.main(out + (["--seeds", "4"] if args.quick else []))
     print("[4/7] float32 vs float64")
     _, prec_rows = precision.main(out + (["--n", "300"] if args.quick else []))
-    print("[5/7] network training step, Flax vs PyTorch")
+    print("[5/7] network training: the scan engine vs the previous engine vs PyTorch (images/s)")
     # Its own process: the network benchmark runs in float32, the linear ones above set x64.
-    subprocess.run([sys.executable, "benchmarks/nn_step_vs_torch.py"] + out + (["--steps", "30"] if args.quick else []),
-                   check=True)
+    quick = ["--n", "1024", "--reps", "1", "--batch", "64"] if args.quick else []
+    subprocess.run([sys.executable, "-m", "benchmarks.nn_engine"] + out + quick, check=True)
     print("[6/7] empirical NTK of the digits MLP: chunked vs unchunked, time and peak memory")
     ntk_kernel.main(out + (["--n", "200", "--n-full", "64"] if args.quick else []))
     print("[7/7] ResNet-18 on one accelerator: float32 and bf16 images/s, MUSO vs retrain (tiny on a CPU)")

@@ -9,7 +9,7 @@ momentum 0.9, weight decay 5e-4, constant lr 0.01, float32), images per second o
 * previous: the engine this project had before (a Python loop of one jitted step per batch,
   batch indices drawn on the host) with flax's ``nnx.Conv`` and ``nnx.max_pool`` layers;
 * PyTorch 2.13 CPU (`pip install torch==2.13.0`; skipped, and said so, without it): the same
-  architecture (``benchmarks.nn_step_vs_torch.torch_model``) in a loop over the same batches.
+  architecture (:func:`torch_model`) in a loop over the same batches.
 
 The step's arithmetic is the same in the engine and the previous loop (tests/test_nn_train.py),
 and our layers equal flax's (tests/test_nn_layers.py); here each run is checked to learn (its
@@ -118,14 +118,55 @@ def previous_epoch(name, x, y, batch):
         return epoch, time.perf_counter() - start, trained
 
 
+def torch_model(name, torch):
+    """The three architectures in PyTorch, layer for layer (NCHW; padding 1 = 'SAME' for 3x3)."""
+    nn = torch.nn
+    if name == "mlp":
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                             nn.Linear(512, 10))
+    if name == "cnn":
+        return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(7 * 7 * 64, 128), nn.ReLU(), nn.Linear(128, 10))
+    bn = lambda c: nn.BatchNorm2d(c, momentum=1.0 - models.BN_MOMENTUM)  # PyTorch weighs the new batch
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), bn(cout)
+            self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), bn(cout)
+            self.shortcut = None
+            if stride != 1 or cin != cout:
+                self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, 0, bias=False), bn(cout))
+
+        def forward(self, x):
+            out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+            return torch.relu(out + (x if self.shortcut is None else self.shortcut(x)))
+
+    class ResNet(nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.stem, self.bn = nn.Conv2d(1, width, 3, 1, 1, bias=False), bn(width)
+            blocks, cin = [], width
+            for i, cout in enumerate((width, 2 * width, 4 * width, 8 * width)):
+                for j in range(2):
+                    blocks.append(Block(cin, cout, 2 if (i > 0 and j == 0) else 1))
+                    cin = cout
+            self.blocks, self.head = nn.Sequential(*blocks), nn.Linear(cin, 10)
+
+        def forward(self, x):
+            return self.head(self.blocks(torch.relu(self.bn(self.stem(x)))).mean(dim=(2, 3)))
+
+    assert name == "resnet18-narrow", name
+    return ResNet(models.NARROW_WIDTH)
+
+
 def torch_epoch(name, x, y, batch):
     """The same model, optimizer and batches in PyTorch (None without torch)."""
     try:
         import torch
     except ImportError:
         return None
-    from benchmarks.nn_step_vs_torch import torch_model
-
     torch.manual_seed(0)
     torch.set_num_threads(os.cpu_count() or 1)
     model = torch_model(name, torch)

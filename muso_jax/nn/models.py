@@ -18,7 +18,11 @@ from flax import nnx
 
 from muso_jax.nn.layers import Conv, max_pool2
 
-MODELS = ("mlp", "cnn", "resnet18")
+MODELS = ("mlp", "cnn", "resnet18", "resnet18-narrow")
+NARROW_WIDTH = 16  # resnet18-narrow: stages of 16/32/64/128 channels, ~0.7M parameters, trainable on a CPU
+# BatchNorm's running averages: running = 0.9 running + 0.1 batch, PyTorch's default (flax's 0.99
+# leaves the running statistics far behind the weights after a few epochs of fine-tuning).
+BN_MOMENTUM = 0.9
 
 
 class MLP(nnx.Module):
@@ -70,7 +74,7 @@ class BasicBlock(nnx.Module):
 
     def __init__(self, cin: int, cout: int, stride: int, *, param_dtype, dtype, rngs):
         kw = dict(use_bias=False, param_dtype=param_dtype, dtype=dtype, rngs=rngs)
-        bn = dict(dtype=dtype or param_dtype, param_dtype=param_dtype, rngs=rngs)
+        bn = dict(momentum=BN_MOMENTUM, dtype=dtype or param_dtype, param_dtype=param_dtype, rngs=rngs)
         self.conv1 = Conv(cin, cout, (3, 3), strides=stride, **kw)
         self.bn1 = nnx.BatchNorm(cout, **bn)
         self.conv2 = Conv(cout, cout, (3, 3), **kw)
@@ -95,7 +99,8 @@ class ResNet18(nnx.Module):
     def __init__(self, in_shape, num_classes: int, width: int = 64, *, param_dtype, dtype, rngs):
         c = in_shape[-1]
         self.stem = Conv(c, width, (3, 3), use_bias=False, param_dtype=param_dtype, dtype=dtype, rngs=rngs)
-        self.bn = nnx.BatchNorm(width, dtype=dtype or param_dtype, param_dtype=param_dtype, rngs=rngs)
+        self.bn = nnx.BatchNorm(width, momentum=BN_MOMENTUM, dtype=dtype or param_dtype, param_dtype=param_dtype,
+                                rngs=rngs)
         blocks, cin = [], width
         for i, cout in enumerate((width, 2 * width, 4 * width, 8 * width)):
             for j in range(2):
@@ -122,7 +127,8 @@ def make_model(name: str, in_shape, num_classes: int, *, seed: int, param_dtype=
     e.g. ``jnp.bfloat16`` with float32 parameters for mixed precision on an accelerator: every
     layer casts its parameters and inputs to ``dtype`` (BatchNorm computes its statistics in float32).
     """
-    classes = dict(mlp=MLP, cnn=CNN, resnet18=ResNet18)
+    classes = {"mlp": MLP, "cnn": CNN, "resnet18": ResNet18,
+               "resnet18-narrow": lambda *a, **kw: ResNet18(*a, **{"width": NARROW_WIDTH, **kw})}
     if name not in classes:
         raise ValueError(f"argument `model`: expected one of {list(MODELS)}; got {name!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
