@@ -27,6 +27,11 @@ def test_conv2d_equals_xla_convolution_in_value_and_gradient(k, stride, size):
     for g_ours, g_theirs in zip(jax.grad(loss(layers.conv2d), argnums=(0, 1))(x, kernel),
                                 jax.grad(loss(_reference), argnums=(0, 1))(x, kernel)):
         np.testing.assert_allclose(g_ours, g_theirs, rtol=1e-12, atol=1e-12)
+    # Forward mode too (the empirical NTK pushes tangents through jax.jvp).
+    tangents = (jnp.asarray(rng.normal(size=x.shape)), jnp.asarray(rng.normal(size=kernel.shape)))
+    _, t_ours = jax.jvp(lambda x, w: layers.conv2d(x, w, stride), (x, kernel), tangents)
+    _, t_theirs = jax.jvp(lambda x, w: _reference(x, w, stride), (x, kernel), tangents)
+    np.testing.assert_allclose(t_ours, t_theirs, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("h, w", [(8, 8), (7, 9)])

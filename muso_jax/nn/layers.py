@@ -4,19 +4,19 @@ Measured on 2 cores, jaxlib 0.10.2 (docs/engine.md): inside a ``lax.scan`` body,
 ``lax.conv_general_dilated`` with respect to its kernel runs about 90 times slower than the same
 operation compiled on its own (5.3 s against 61 ms for a 3x3, 32 -> 64 convolution of 64 images
 of 28x28), and the input gradient 3 times slower, while a forward convolution and a matrix
-product keep their speed. So :func:`conv2d` keeps XLA's forward convolution and replaces the
-backward pass: for a stride-1 'SAME' convolution of an odd kernel (Goodfellow et al., *Deep
-Learning*, section 9.5),
+product keep their speed. So :func:`conv2d` keeps XLA's forward convolution and defines its
+derivative through the im2col form of a convolution (Chellapilla et al. 2006; Goodfellow et al.,
+*Deep Learning*, section 9.5): with cols(x) the (B H W, k_h k_w C_in) matrix of the shifted,
+zero-padded copies of x,
 
 .. math::
-    \partial L / \partial W = \mathrm{cols}(x)^\top\, \partial L / \partial y, \qquad
-    \partial L / \partial x = \mathrm{conv}(\partial L / \partial y, \mathrm{flip}(W)^{\top_{io}})
+    y = \mathrm{cols}(x)\, W, \qquad
+    dy = \mathrm{cols}(dx)\, W + \mathrm{cols}(x)\, dW
 
-with cols(x) the (B H W, k_h k_w C_in) matrix of the shifted, zero-padded copies of x (a matrix
-product) and the input gradient the forward convolution of the output gradient with the
-spatially flipped kernel whose input and output channels are swapped. Strided and 1x1
-convolutions are cols(x) times the kernel matrix, differentiated by JAX (slices, pads, matrix
-products). Max-pooling over 2x2 windows is a reshape and a max, whose gradient is elementwise
+a tangent built of slices, pads and matrix products: forward mode (the NTK's ``jax.jvp``) uses
+it as it is, and reverse mode transposes it into ``dL/dW = cols(x)^T dL/dy`` (a matrix product)
+and the adjoint of the slices for ``dL/dx``. Strided and 1x1 convolutions are cols(x) times the
+kernel matrix throughout. Max-pooling over 2x2 windows is a reshape and a max, whose gradient is elementwise
 (XLA's select-and-scatter is not).
 """
 
@@ -58,24 +58,17 @@ def _forward(x, kernel):
     return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DIMENSIONS)
 
 
-@jax.custom_vjp
+@jax.custom_jvp
 def _conv_stride1(x, kernel):
     return _forward(x, kernel)
 
 
-def _conv_stride1_fwd(x, kernel):
-    return _forward(x, kernel), (x, kernel)
-
-
-def _conv_stride1_bwd(saved, g):
-    x, kernel = saved
-    kh, kw, cin, cout = kernel.shape
-    d_kernel = (columns(x, kh, kw).reshape(-1, kh * kw * cin).T @ g.reshape(-1, cout)).reshape(kernel.shape)
-    d_x = _forward(g, jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
-    return d_x, d_kernel
-
-
-_conv_stride1.defvjp(_conv_stride1_fwd, _conv_stride1_bwd)
+@_conv_stride1.defjvp
+def _conv_stride1_jvp(primals, tangents):
+    """Forward: XLA's convolution. Tangent: ``cols(dx) W + cols(x) dW``, linear in (dx, dW) and
+    built of slices, pads and matrix products, so its transpose (the backward pass) is too."""
+    (x, kernel), (dx, dkernel) = primals, tangents
+    return _forward(x, kernel), _by_columns(dx, kernel, 1) + _by_columns(x, dkernel, 1)
 
 
 def conv2d(x, kernel, stride: int = 1):
