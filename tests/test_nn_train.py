@@ -246,3 +246,18 @@ def test_one_compiled_epoch_per_model_optimizer_and_batch_shared_by_every_method
         muso.unlearn(key, net0, net_p, x, y, forget, muso.MusoConfig(epochs=1))
         muso_ntk.unlearn(key, net0, net_p, x, y, forget, muso_ntk.NtkConfig(epochs=1))
     assert engine.traces - before == 3
+
+
+def test_bfloat16_compute_keeps_float32_parameters_and_outputs():
+    """``--precision bf16``: the layers compute in bfloat16, parameters, optimizer state and
+    predict's outputs stay float32, and training still learns. (Standard promotion: flax's
+    BatchNorm and optax mix bfloat16 activations with float32 statistics by design.)"""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 8, 8, 1)).astype(np.float32)
+    y = (x[:, :4].mean(axis=(1, 2, 3)) > 0).astype(np.int32)
+    with jax.numpy_dtype_promotion("standard"):
+        net0 = split(make_model("cnn", (8, 8, 1), 2, seed=0, dtype=jnp.bfloat16))
+        net = train(jax.random.key(0), net0, x, y, TrainConfig(epochs=8, batch_size=16, lr=0.05))
+        logits = predict(net, x)
+    assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(net.params)) and logits.dtype == jnp.float32
+    assert float(np.mean(np.asarray(jnp.argmax(logits, 1)) == y)) > 0.8

@@ -63,7 +63,8 @@ def check_inputs(name: str, net: Net, x):
 
 
 def predict(net: Net, x, *, batch_size: int = 512, features: bool = False):
-    """Evaluation-mode outputs for a whole array, in batches (a jitted forward per batch shape)."""
+    """Evaluation-mode outputs for a whole array, in batches (a jitted forward per batch shape), in
+    the parameters' dtype."""
     fn = _predict_fn(net.graphdef, features)
     outs = [fn(net.params, net.rest, x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
     return jnp.concatenate(outs)
@@ -71,4 +72,6 @@ def predict(net: Net, x, *, batch_size: int = 512, features: bool = False):
 
 @functools.lru_cache(maxsize=PREDICT_CACHE_SIZE)
 def _predict_fn(graphdef, features):
-    return jax.jit(lambda p, r, x: forward(graphdef, p, r, x, train=False, features=features)[0])
+    # In the parameters' dtype: a bfloat16-compute model still reports float32 logits and features.
+    return jax.jit(lambda p, r, x: forward(graphdef, p, r, x, train=False, features=features)[0].astype(
+        jax.tree.leaves(p)[0].dtype))
