@@ -261,3 +261,10 @@ def test_bfloat16_compute_keeps_float32_parameters_and_outputs():
         logits = predict(net, x)
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(net.params)) and logits.dtype == jnp.float32
     assert float(np.mean(np.asarray(jnp.argmax(logits, 1)) == y)) > 0.8
+
+
+def test_augmentation_of_non_images_is_refused_before_training():
+    x, y = _toy()
+    net0 = split(make_model("mlp", (4,), 2, seed=1, hidden=(4,)))
+    with pytest.raises(ValueError, match=r"argument `augment`: expected \(N, H, W, C\) images.*\(50, 4\)"):
+        train(jax.random.key(0), net0, x, y, TrainConfig(epochs=1, augment=True))

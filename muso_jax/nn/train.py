@@ -177,6 +177,9 @@ def train(key, net0: Net, x, y, cfg: TrainConfig, *, retain=None, start=None, on
     """
     check_config(cfg)
     x, y = check_data(net0, x, y)
+    if cfg.augment and x.ndim != 4:
+        raise ValueError(f"argument `augment`: expected (N, H, W, C) images to crop and flip; got inputs of shape "
+                         f"{tuple(x.shape)}")
     member = None if retain is None else jnp.asarray(_checks.retain_mask(retain, len(y)))
     n = len(y) if member is None else int(jnp.sum(member))
     rows = engine.rows_for(y, member=member, num_classes=num_classes(net0),
