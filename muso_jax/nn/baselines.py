@@ -22,7 +22,7 @@ import optax
 
 from muso_jax.nn import engine
 from muso_jax.nn.models import num_classes
-from muso_jax.nn.state import Net, forward, predict
+from muso_jax.nn.state import Net, forward, param_dtype, predict
 from muso_jax.nn.train import (check_config, check_data, check_unlearning, knobs_from_config, run_epochs,
                                steps_per_epoch)
 
@@ -57,11 +57,7 @@ DEFAULTS = {
 
 
 def _rows(net: Net, y, **fields) -> engine.Rows:
-    return engine.rows_for(y, num_classes=num_classes(net), dtype=_dtype(net), **fields)
-
-
-def _dtype(net: Net):
-    return jax.tree.leaves(net.params)[0].dtype
+    return engine.rows_for(y, num_classes=num_classes(net), dtype=param_dtype(net), **fields)
 
 
 def _fit(key, net, x, rows, cfg, on_progress, *, state=None, epoch=0, epochs=None, **overrides):

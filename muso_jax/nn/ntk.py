@@ -29,22 +29,18 @@ from jax import lax
 
 from muso_jax import _checks
 from muso_jax.nn.models import num_classes
-from muso_jax.nn.state import Net, check_inputs, forward
-
-
-def _dtype(net: Net):
-    return jax.tree.leaves(net.params)[0].dtype
+from muso_jax.nn.state import Net, check_inputs, forward, param_dtype
 
 
 def logits(net: Net, params, x):
     """Evaluation-mode logits ``f(x; params)`` of a batch, (B, K), inputs cast to the
     parameters' dtype: the fixed function ``p -> f(x; p)`` that the kernel differentiates."""
-    return forward(net.graphdef, params, net.rest, jnp.asarray(x).astype(_dtype(net)), train=False)[0]
+    return forward(net.graphdef, params, net.rest, jnp.asarray(x).astype(param_dtype(net)), train=False)[0]
 
 
 def _inputs(name: str, x, net: Net):
     """A batch of inputs in the parameters' dtype; returns it and the number of logits K."""
-    return check_inputs(name, net, x).astype(_dtype(net)), num_classes(net)
+    return check_inputs(name, net, x).astype(param_dtype(net)), num_classes(net)
 
 
 def check_params(name: str, params, reference, reference_name: str = "net0.params"):
@@ -215,7 +211,7 @@ def pullback(net0: Net, x, cotangent):
     x, _ = _inputs("x", x, net0)
     cotangent = _outputs_like("cotangent", cotangent, x, net0, "array of coefficients")
     _, vjp = jax.vjp(lambda p: logits(net0, p, x), net0.params)
-    return vjp(cotangent.astype(_dtype(net0)))[0]
+    return vjp(cotangent.astype(param_dtype(net0)))[0]
 
 
 def gradient_step(net0: Net, params, x, y, lr):

@@ -44,6 +44,11 @@ def forward(graphdef, params, rest, x, *, train: bool, features: bool = False, m
     return out, nnx.split(model, nnx.Param, ...)[2]
 
 
+def param_dtype(net: Net):
+    """The dtype of the network's parameters (its logits and features come back in it)."""
+    return jax.tree.leaves(net.params)[0].dtype
+
+
 def check_inputs(name: str, net: Net, x):
     """``x`` as an array of inputs the network accepts, (B, ...), finite when concrete.
 
@@ -53,7 +58,7 @@ def check_inputs(name: str, net: Net, x):
     x = _checks.array(name, x, ndim=tuple(range(2, 6)), what="(B, ...) batch of inputs")
     try:
         # The probe row in the parameters' dtype: it checks shapes, not a float32/float64 mix.
-        probe = x[:1].astype(jax.tree.leaves(net.params)[0].dtype)
+        probe = x[:1].astype(param_dtype(net))
         jax.eval_shape(lambda p, r, v: forward(net.graphdef, p, r, v, train=False)[0], net.params, net.rest, probe)
     except Exception as err:  # noqa: BLE001 - any shape failure inside the model is a bad input
         raise ValueError(

@@ -14,7 +14,7 @@ from muso_jax import _checks
 from muso_jax.nn import engine
 from muso_jax.nn.engine import steps_per_epoch
 from muso_jax.nn.models import num_classes
-from muso_jax.nn.state import Net, check_inputs
+from muso_jax.nn.state import Net, check_inputs, param_dtype
 
 OPTIMIZERS = ("sgd", "adam", "adamw")  # adam is adamw with no weight decay (weight_decay is ignored)
 SCHEDULES = engine.SCHEDULES
@@ -183,7 +183,7 @@ def train(key, net0: Net, x, y, cfg: TrainConfig, *, retain=None, start=None, on
     member = None if retain is None else jnp.asarray(_checks.retain_mask(retain, len(y)))
     n = len(y) if member is None else int(jnp.sum(member))
     rows = engine.rows_for(y, member=member, num_classes=num_classes(net0),
-                           dtype=jax.tree.leaves(net0.params)[0].dtype)
+                           dtype=param_dtype(net0))
     state, first = None, 0
     if start is not None:
         net, opt_state, first = start
