@@ -38,7 +38,8 @@ FLAGS = {
     "muso_epochs": "--muso-epochs", "muso_lr": "--muso-lr", "muso.epochs": "--muso-epochs",
     "muso.lr": "--muso-lr", "projector": "--projector", "kernel": "--ntk-kernel",
     "methods": "--methods", "cache": "--cache", "batch_size": "--batch-size", "train.batch_size": "--batch-size",
-    "precision": "--precision", "compile_cache": "--compile-cache",
+    "precision": "--precision", "compile_cache": "--compile-cache", "size": "--train-size",
+    "scenarios": "--scenarios", "unlearn_epochs": "--unlearn-epochs",
     # several commands
     "seed": "--seed", "seeds": "--seeds", "json": "--json", "out": "--out",
 }
@@ -323,6 +324,9 @@ def _add_setup_args(p):
     p.add_argument("--scale", default="auto", choices=["auto", "255", "none"],
                    help="pixels of --path files: auto (default: divide by 255 when the training pixels lie in "
                         "[0, 255] with max > 1; always for the byte pixels of idx files), 255, none")
+    p.add_argument("--train-size", type=int, default=None,
+                   help="train on a stratified random subset of this many training images (fixed: the same "
+                        "images for every seed); default all")
     p.add_argument("--model", default="mlp", help="mlp (default), cnn, resnet18, resnet18-narrow")
     p.add_argument("--scenario", default="random", help="random (default), class, subclass")
     p.add_argument("--forget", type=float, default=10.0, help="percent forgotten (random scenario)")
@@ -370,9 +374,18 @@ def _compare_parser(sub):
     _add_setup_args(p)
     p.add_argument("--methods", nargs="+", default=list(METHODS), metavar="M",
                    help=f"baselines to run (default all): {', '.join(METHODS)}")
+    p.add_argument("--scenarios", nargs="+", default=None, metavar="S",
+                   help="several scenarios in one run, each random:PERCENT, class:CLASS or subclass:FINE_CLASS "
+                        "(e.g. random:10 random:1 class:6 subclass:6); default: the one of --scenario, --forget, "
+                        "--cls")
+    p.add_argument("--unlearn-epochs", type=int, default=None,
+                   help="one epoch budget for every unlearning method, MUSO included (default: each method's "
+                        "own); with --tune only the learning rate is searched")
     p.add_argument("--tune", action="store_true",
-                   help="per method (MUSO included), search lr x {0.1,1,10} and epochs x {1/2,1,2}; select by Avg. Gap "
-                        "on a validation half of the held-out images, report on the other half")
+                   help="per method (MUSO included) and scenario, search lr x {0.1,1,10} (and epochs x {1/2,1,2} "
+                        "without --unlearn-epochs) on the first seed; select by Avg. Gap on a fixed validation "
+                        "half of the held-out images, reuse the choice for the other seeds; every seed reports "
+                        "on the other half")
     p.add_argument("--out", type=Path, default=Path("results/compare"), help="CSV, JSON and PNG go here")
     p.set_defaults(run=_compare)
 
@@ -420,8 +433,10 @@ def _check_setup(args):
     return _muso_config(args), NetworkCache(args.cache)
 
 
-def _run_seeds(args, cfg, cache, others=None, tune=False):
-    """Run the experiment for every seed; returns the per-seed results."""
+def _run_seeds(args, cfg, cache, others=None, tune=False, scenario=None, tune_epochs=True, label=""):
+    """Run the experiment for every seed; returns the per-seed results. ``scenario``: (name,
+    percent, class), default the flags'. With ``tune`` the first seed selects every method's
+    setting on the validation half and the other seeds reuse it (all report on the test half)."""
     import jax
 
     from muso_jax import compilation
@@ -429,22 +444,33 @@ def _run_seeds(args, cfg, cache, others=None, tune=False):
 
     if args.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
+    name, percent, cls = scenario or (args.scenario, args.forget, args.cls)
     runs = []
     for seed in range(args.seed, args.seed + args.seeds):
-        setup = experiment.Setup(data=args.data, path=args.path, model=args.model, scenario=args.scenario,
-                                 forget=args.forget, cls=args.cls, seed=seed, train=_train_config(args),
-                                 dtype=args.dtype, precision=args.precision, scale=args.scale)
-        progress = lambda stage, total, seed=seed: _progress(f"seed {seed} {stage}", total, "batch", leave=False)
+        setup = experiment.Setup(data=args.data, path=args.path, model=args.model, scenario=name,
+                                 forget=percent, cls=cls, seed=seed, train=_train_config(args),
+                                 dtype=args.dtype, precision=args.precision, scale=args.scale,
+                                 train_size=args.train_size)
+        progress = lambda stage, total, seed=seed: _progress(f"{label}seed {seed} {stage}", total, "batch",
+                                                             leave=False)
+        selecting = tune and seed == args.seed
         with compilation.CompileCounter() as counter:
-            run = experiment.run_protocol(setup, cfg, cache=cache, progress=progress, others=others, tune=tune)
+            run = experiment.run_protocol(setup, cfg, cache=cache, progress=progress, others=others,
+                                          tune=selecting, validation=tune, tune_epochs=tune_epochs)
         run["compilation"] = counter.result()._asdict()
         runs.append(run)
+        if selecting:  # reuse the selection for the other seeds
+            cfg = cfg._replace(**run["chosen"]["MUSO"])
+            others = {m: c._replace(**run["chosen"][m]) for m, c in (others or {}).items()}
+    return runs
+
+
+def _compile_line(args, runs):
     c = [r["compilation"] for r in runs]
     hits = sum(r["cache_hits"] for r in c)
     where = "" if str(args.compile_cache) == "none" else f" ({hits} loaded from {args.compile_cache})"
     print(f"compiled {sum(r['programs'] for r in c)} programs in {sum(r['seconds'] for r in c):.1f} s{where}",
           file=sys.stderr)
-    return runs
 
 
 def _summary(runs, keys):
@@ -474,6 +500,7 @@ def _unlearn(args) -> int:
     from muso_jax.io import reports
 
     runs = _run_seeds(args, cfg, cache, others={"muso-ntk": _ntk_config(args)} if args.method == "muso-ntk" else None)
+    _compile_line(args, runs)
     keys = ["TA", "RA", "FA", "UA", "MIA_entropy", "MIA_efficacy", "avg_gap", "RTE_s", "dist_to_retrain",
             "head_dist_to_retrain"]
     summary = _summary(runs, keys)
@@ -499,6 +526,52 @@ def _ntk_config(args):
     return muso_ntk.NtkConfig(kernel=args.ntk_kernel, alternate=args.ntk_alternate, soft=args.soft)
 
 
+COMPARE_KEYS = ["UA", "RA", "TA", "MIA_entropy", "MIA_efficacy", "avg_gap", "RTE_s", "compile_s", "RTE_pct"]
+
+
+def _scenarios(args):
+    """The ``(name, percent, class)`` of every scenario to run, checked before any work."""
+    from muso_jax.data import SCENARIOS
+
+    if args.scenarios is None:
+        return [(args.scenario, args.forget, args.cls)]
+    out = []
+    for spec in args.scenarios:
+        name, _, value = spec.partition(":")
+        try:
+            number = float(value) if name == "random" else int(value)
+        except ValueError:
+            number = None
+        if name not in SCENARIOS or number is None:
+            raise ValueError(f"argument `scenarios`: expected random:PERCENT, class:CLASS or subclass:FINE_CLASS "
+                             f"(e.g. random:10 class:6); got {spec!r}")
+        out.append((name, number, args.cls) if name == "random" else (name, args.forget, number))
+    if len(set(out)) != len(out):
+        raise ValueError(f"argument `scenarios`: expected each scenario once; got {args.scenarios}")
+    return out
+
+
+def _scenario_label(name, percent, cls) -> str:
+    return f"random {percent:g}%" if name == "random" else f"{name} {cls}"
+
+
+def _check_scenarios(args, scenarios):
+    """Refuse, before training, a class or percent that the data cannot have (from the labels only)."""
+    from muso_jax.data import forget_mask, load_images
+    from muso_jax.data.images import training_subset
+
+    d = load_images(args.data, path=args.path, seed=args.seed, scale=args.scale)
+    if args.train_size is not None:
+        d = training_subset(d, args.train_size)
+    for name, percent, cls in scenarios:
+        if name == "subclass":
+            if d.coarse_train is None:
+                raise ValueError(f"argument `scenarios`: 'subclass' needs super-class labels; {args.data!r} has none")
+            forget_mask(name, d.y_train, num_classes=d.num_classes, coarse=d.coarse_train, cls=cls)
+        else:
+            forget_mask(name, d.y_train, num_classes=d.num_classes, percent=percent, cls=cls, seed=args.seed)
+
+
 def _compare(args) -> int:
     _check_outputs(("out", args.out, True), ("cache", args.cache, True))
     from muso_jax.io import figures, reports
@@ -507,50 +580,145 @@ def _compare(args) -> int:
     unknown = [m for m in args.methods if m not in experiment.METHODS]
     if unknown:
         raise ValueError(f"argument `methods`: expected names from {list(experiment.METHODS)}; got {unknown}")
+    if args.unlearn_epochs is not None and args.unlearn_epochs < 1:
+        raise ValueError(f"argument `unlearn_epochs`: expected an integer >= 1; got {args.unlearn_epochs}")
+    scenarios = _scenarios(args)
     cfg, cache = _check_setup(args)
-    others = {m: _ntk_config(args) if m == "muso-ntk" else experiment.DEFAULTS[m] for m in args.methods}
-    runs = _run_seeds(args, cfg, cache, others=others, tune=args.tune)
-    keys = ["UA", "RA", "TA", "MIA_entropy", "MIA_efficacy", "avg_gap", "RTE_s"]
-    summary = _summary(runs, keys)
-    _print_table(args, runs, summary, keys, width=18)
-    if args.tune:
-        print(f"\nselected on {runs[0]['n_validation']} validation images, reported on {runs[0]['n_test']} test images:")
-        for name in runs[0]["chosen"]:
-            picks = ", ".join(f"seed {args.seed + i}: lr {r['chosen'][name]['lr']:.3g}, {r['chosen'][name]['epochs']} ep"
-                              for i, r in enumerate(runs))
-            print(f"  {name:11} {picks}")
-    _print_definitions(runs, keys)
-    header = ["method", *[c for k in keys for c in (k, f"{k}_std")]]
+    _check_scenarios(args, scenarios)
+    results = []
+    for i, scenario in enumerate(scenarios):
+        args.scenario = scenario[0]  # the MUSO defaults and the ntk config follow the scenario
+        muso_cfg = _muso_config(args)
+        others = {m: _ntk_config(args) if m == "muso-ntk" else experiment.DEFAULTS[m] for m in args.methods}
+        if args.unlearn_epochs is not None:
+            muso_cfg = muso_cfg._replace(epochs=args.unlearn_epochs)
+            others = {m: c._replace(epochs=args.unlearn_epochs) for m, c in others.items()}
+        label = _scenario_label(*scenario)
+        prefix = f"[{i + 1}/{len(scenarios)} {label}] " if len(scenarios) > 1 else ""
+        runs = _run_seeds(args, muso_cfg, cache, others=others, tune=args.tune, scenario=scenario,
+                          tune_epochs=args.unlearn_epochs is None, label=prefix)
+        summary = experiment.summarize(runs, COMPARE_KEYS)
+        paired = experiment.compare_to_best(runs)
+        results.append(dict(scenario=label, name=scenario[0], percent=scenario[1], cls=scenario[2],
+                            summary=summary, paired=paired, runs=runs))
+        _print_scenario(args, results[-1])
+    _compile_line(args, [r for res in results for r in res["runs"]])
+    _print_definitions(results[0]["runs"], COMPARE_KEYS)
+    header = ["scenario", "method", "metric", "mean", "ci95_low", "ci95_high", "std", "seeds"]
     reports.write_csv(args.out / "compare.csv", header,
-                      [[m, *[v for k in keys for v in row[k]]] for m, row in summary.items()])
-    reports.write_json(args.out / "compare.json", dict(summary={m: {k: dict(mean=v[0], std=v[1]) for k, v in row.items()}
-                                                               for m, row in summary.items()},
-                                                      runs=runs, args={k: str(v) for k, v in vars(args).items()
-                                                                       if k != "run"}))
-    figures.save_figure(_compare_figure(summary, args), args.out / "compare.png")
-    print(f"wrote {args.out / 'compare.csv'}, compare.json and compare.png")
+                      [[res["scenario"], m, k, v["mean"], v["low"], v["high"], v["std"], v["n"]]
+                       for res in results for m, row in res["summary"].items() for k, v in row.items()])
+    reports.write_csv(args.out / "compare_paired.csv",
+                      ["scenario", "method", "minus", "metric", "mean", "ci95_low", "ci95_high", "rank"],
+                      [[res["scenario"], m, res["paired"]["best"], res["paired"]["metric"], v["mean"], v["low"],
+                        v["high"], v["rank"]] for res in results for m, v in res["paired"]["methods"].items()])
+    reports.write_json(args.out / "compare.json", dict(scenarios=results, args={k: str(v) for k, v in vars(args).items()
+                                                                              if k != "run"}))
+    reports.write_text(args.out / "compare.md", _markdown(args, results))
+    figures.save_figure(_compare_figure(results, args), args.out / "compare.png")
+    print(f"wrote {args.out / 'compare.csv'}, compare_paired.csv, compare.json, compare.md and compare.png")
     return 0
 
 
-def _compare_figure(summary, args):
-    from muso_jax.io import figures
+def _interval(row, spec=".2f") -> str:
+    """``mean ± half-width`` of a summary entry (``mean`` alone with one seed)."""
+    if row["low"] is None:
+        return f"{row['mean']:{spec}}"
+    return f"{row['mean']:{spec}} ± {(row['high'] - row['low']) / 2:{spec}}"
 
-    fig, ax = figures.pyplot().subplots(figsize=(6.5, 4.5))
-    for name, row in summary.items():
-        if name in ("Original", "Retrain") and not np.isfinite(row["RTE_s"][0]):
-            continue
-        (gap, gap_sd), (rte, rte_sd) = row["avg_gap"], row["RTE_s"]
-        if not np.isfinite(rte):
-            continue
-        style = dict(MUSO=dict(fmt="*", ms=14, color="crimson"), Retrain=dict(fmt="s", color="k")).get(name, dict(fmt="o"))
-        ax.errorbar(rte, gap, xerr=rte_sd, yerr=gap_sd, capsize=3, **style)
-        ax.annotate(name, (rte, gap), textcoords="offset points", xytext=(5, 4), fontsize=8)
+
+def _print_scenario(args, res):
+    runs, summary, paired = res["runs"], res["summary"], res["paired"]
+    first = runs[0]
+    n = len(runs)
+    what = "mean ± 95% CI half-width (Student t)" if n > 1 else "one seed"
+    print(f"\n== {res['scenario']} == {first['description']}\nmodel {args.model}: N_f = {first['n_forget']}, "
+          f"N_r = {first['n_retain']}, reported on {first['n_test']} test images; {n} seed(s), {what}")
+    o, r = summary["Original"], summary["Retrain"]
+    print("the gap to close, Original vs Retrain: " + ", ".join(
+        f"{k} {_interval(o[k], '.1f')} vs {_interval(r[k], '.1f')}" for k in ("TA", "RA", "UA", "MIA_entropy",
+                                                                          "MIA_efficacy"))
+          + f"; retraining {np.mean([x['retrain_seconds'] for x in runs]):.3g} s")
+    keys = ["UA", "RA", "TA", "MIA_entropy", "MIA_efficacy", "avg_gap", "RTE_pct"]
+    table = [["", *keys, f"gap - {paired['best']} [95% CI]", "rank"]]
+    for m, row in summary.items():
+        p = paired["methods"].get(m)
+        diff = "" if p is None else (f"{p['mean']:+.2f}" if p["low"] is None else
+                                     f"{p['mean']:+.2f} [{p['low']:+.2f}, {p['high']:+.2f}]")
+        rank = "" if p is None or p["rank"] is None else str(p["rank"])
+        cells = [_interval(row[k], ".1f" if k == "RTE_pct" else ".2f") for k in keys]
+        if m == "Original":
+            cells[-1] = "-"
+        table.append([m, *cells, diff, rank])
+    widths = [max(len(r[j]) for r in table) for j in range(len(table[0]))]
+    for r in table:
+        print(f"{r[0]:<{widths[0]}}" + "".join(f"  {c:>{w}}" for c, w in zip(r[1:], widths[1:])))
+    if first["tuned"]:
+        print(f"selected on seed {args.seed}'s run, {first['n_validation']} validation images: " + ", ".join(
+            f"{name} lr {c['lr']:.3g} ({c['epochs']} ep)" for name, c in first["chosen"].items()))
+
+
+def _markdown(args, results) -> str:
+    """The tables of a compare run as Markdown (for the README)."""
+    keys = ["UA", "RA", "TA", "MIA_entropy", "MIA_efficacy", "avg_gap", "RTE_pct"]
+    head = ["UA", "RA", "TA", "MIA-entropy", "MIA-efficacy", "Avg. Gap", "RTE (% of retrain)"]
+    lines = []
+    for res in results:
+        first, paired = res["runs"][0], res["paired"]
+        n = len(res["runs"])
+        lines += [f"**{res['scenario']}** ({args.data}, {args.model}; N_f = {first['n_forget']}, N_r = "
+                  f"{first['n_retain']}; {n} seed(s), mean ± 95% CI half-width; retraining "
+                  f"{np.mean([x['retrain_seconds'] for x in res['runs']]):.3g} s)", "",
+                  "| method | " + " | ".join(head) + f" | Avg. Gap − {paired['best']} (paired 95% CI) | rank |",
+                  "|---" * (len(head) + 3) + "|"]
+        for m, row in res["summary"].items():
+            p = paired["methods"].get(m)
+            diff = "" if p is None else (f"{p['mean']:+.2f}" if p["low"] is None else
+                                         f"{p['mean']:+.2f} [{p['low']:+.2f}, {p['high']:+.2f}]")
+            rank = "" if p is None or p["rank"] is None else str(p["rank"])
+            cells = [_interval(row[k], ".1f" if k == "RTE_pct" else ".2f") for k in keys]
+            if m in ("Original", "Retrain"):
+                cells[-1] = "" if m == "Original" else "100"
+            lines.append(f"| {m} | " + " | ".join(cells) + f" | {diff} | {rank} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _compare_figure(results, args):
     from matplotlib.ticker import NullFormatter
 
-    ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set(xlabel="run time RTE (s, log)", ylabel="Avg. Gap to Retrain (UA, RA, TA, MIA-efficacy)",
-           title=f"{args.data} / {args.model} / {args.scenario}: closer to the origin is better")
+    from muso_jax.io import figures
+    from muso_jax.nn.experiment import MUSO_FAMILY
+
+    cols = min(len(results), 2)
+    rows_ = -(-len(results) // cols)
+    fig, axes = figures.pyplot().subplots(rows_, cols, figsize=(6.5 * cols, 4.6 * rows_), squeeze=False)
+    for ax, res in zip(axes.ravel(), results):
+        for name, row in res["summary"].items():
+            if name in ("Original", "Retrain"):
+                continue
+            gap, rte = row["avg_gap"], row["RTE_pct"]
+            err = lambda r: None if r["low"] is None else [[r["mean"] - r["low"]], [r["high"] - r["mean"]]]
+            style = dict(fmt="*", ms=13, color="crimson") if name in MUSO_FAMILY else dict(fmt="o", color="C0")
+            ax.errorbar(max(rte["mean"], 1e-3), gap["mean"], xerr=err(rte), yerr=err(gap), capsize=3, **style)
+            ax.annotate(name, (max(rte["mean"], 1e-3), gap["mean"]), textcoords="offset points", xytext=(5, 4),
+                        fontsize=8)
+        ax.plot([100.0], [0.0], "ks")
+        ax.annotate("Retrain", (100.0, 0.0), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        original = res["summary"]["Original"]["avg_gap"]["mean"]
+        ax.axhline(original, color="gray", linestyle=":", linewidth=1)
+        ax.annotate("Original (no unlearning)", (0.01, original), xycoords=("axes fraction", "data"),
+                    textcoords="offset points", xytext=(0, 3), fontsize=7, color="gray")
+        ax.axvline(5.0, color="gray", linestyle="--", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set(xlabel="RTE (% of retraining's time, compile excluded; log)", ylabel="Avg. Gap to Retrain",
+               title=res["scenario"])
+    for ax in axes.ravel()[len(results):]:
+        ax.set_visible(False)
+    n = len(results[0]["runs"])
+    fig.suptitle(f"{args.data} / {args.model}: Avg. Gap (UA, RA, TA, MIA-efficacy) vs RTE, {n} seed(s)"
+                 f"{', 95% CIs' if n > 1 else ''}; dashed: 5% of retraining", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -292,3 +292,33 @@ def test_npz_labels_must_be_0_to_k_minus_1_present_in_train(y_train, y_test, mes
     with pytest.raises(ValueError, match=f"`path`.*{message}") as err:
         load_images("npz", path=file)
     assert "labels.npz" in str(err.value)
+
+
+# --- training_subset ----------------------------------------------------------------------
+
+def test_training_subset_is_stratified_exact_in_size_and_fixed_by_its_seed():
+    from muso_jax.data import load_images, training_subset
+
+    d = load_images("digits")
+    s = training_subset(d, 500, seed=3)
+    assert len(s.y_train) == 500 and s.x_train.shape == (500,) + d.x_train.shape[1:]
+    _, full = np.unique(d.y_train, return_counts=True)
+    _, sub = np.unique(s.y_train, return_counts=True)
+    # largest-remainder rounding: every class within one row of its exact share
+    assert np.all(np.abs(sub - 500 * full / full.sum()) < 1)
+    # the rows are rows of the data (image and labels travel together), in stored order
+    rows = [int(np.flatnonzero((d.x_train == xi).all(axis=(1, 2, 3)))[0]) for xi in s.x_train[:20]]
+    assert rows == sorted(rows) and np.array_equal(d.y_train[rows], s.y_train[:20])
+    assert np.array_equal(d.coarse_train[rows], s.coarse_train[:20])
+    assert np.array_equal(training_subset(d, 500, seed=3).x_train, s.x_train)
+    assert not np.array_equal(training_subset(d, 500, seed=4).x_train, s.x_train)
+    assert np.array_equal(s.x_test, d.x_test) and "stratified random 500" in s.description
+    assert training_subset(d, len(d.y_train)) is d
+
+
+@pytest.mark.parametrize("size", [0, -1, 10**6, 2.5, True])
+def test_training_subset_refuses_a_bad_size(size):
+    from muso_jax.data import load_images, training_subset
+
+    with pytest.raises(ValueError, match="argument `size`: expected an integer in \\[1, "):
+        training_subset(load_images("digits"), size)

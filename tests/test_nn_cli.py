@@ -87,14 +87,66 @@ def test_muso_compare_writes_table_csv_json_and_figure(tmp_path, capsys):
     rc = cli.main(["compare", "--epochs", "2", "--methods", "FT", "SalUn", "--cache", str(tmp_path / "c"),
                    "--out", str(out)])
     assert rc == 0
-    summary = json.loads((out / "compare.json").read_text())["summary"]
+    (scenario,) = json.loads((out / "compare.json").read_text())["scenarios"]
+    summary = scenario["summary"]
+    assert scenario["scenario"] == "random 10%"
     assert list(summary) == ["Original", "Retrain", "MUSO", "FT", "SalUn"]
     assert summary["Retrain"]["avg_gap"]["mean"] == 0.0
+    assert summary["MUSO"]["avg_gap"]["low"] is None  # one seed: no interval
+    assert scenario["paired"]["best"] == "MUSO" and scenario["paired"]["methods"]["MUSO"]["mean"] == 0.0
     csv = (out / "compare.csv").read_text().splitlines()
-    assert csv[0].startswith("method,UA,UA_std") and len(csv) == 6
+    assert csv[0] == "scenario,method,metric,mean,ci95_low,ci95_high,std,seeds"
+    assert len(csv) == 1 + 5 * len(cli.COMPARE_KEYS)
+    assert len((out / "compare_paired.csv").read_text().splitlines()) == 1 + 4  # Retrain is the reference
+    assert "| MUSO |" in (out / "compare.md").read_text()
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
     assert cli.main(["compare", "--methods", "Foo", "--cache", str(tmp_path / "c"), "--out", str(out)]) == 2
     assert "argument --methods:" in capsys.readouterr().err
+
+
+def test_compare_several_scenarios_and_seeds_with_intervals_and_one_selection(tmp_path, capsys):
+    """Two scenarios x two seeds, tuned: seed 0 selects (on the validation half), seed 1 reuses its
+    choice; the intervals and the paired differences are the stats module's on the per-seed rows."""
+    from muso_jax import stats
+
+    out = tmp_path / "s"
+    rc = cli.main(["compare", "--epochs", "2", "--methods", "RL", "--scenarios", "random:10", "class:3",
+                   "--seeds", "2", "--unlearn-epochs", "1", "--tune", "--cache", str(tmp_path / "c"),
+                   "--out", str(out)])
+    assert rc == 0
+    results = json.loads((out / "compare.json").read_text())["scenarios"]
+    assert [r["scenario"] for r in results] == ["random 10%", "class 3"]
+    for res in results:
+        first, second = res["runs"]
+        assert first["tuned"] and not second["tuned"] and second["n_validation"] == first["n_validation"] > 0
+        assert len(first["searched"]["RL"]) == 3  # lr only: the epochs are the fixed budget
+        assert second["chosen"] == first["chosen"] and first["chosen"]["RL"]["epochs"] == 1
+        gaps = [r["rows"]["RL"]["avg_gap"] for r in res["runs"]]
+        iv = stats.mean_interval(gaps)
+        assert abs(res["summary"]["RL"]["avg_gap"]["low"] - iv.low) < 1e-12
+        best = res["paired"]["best"]
+        d = stats.paired_difference(gaps, [r["rows"][best]["avg_gap"] for r in res["runs"]])
+        assert abs(res["paired"]["methods"]["RL"]["high"] - d.high) < 1e-12
+        assert res["runs"][0]["rows"]["RL"]["RTE_pct"] > 0
+    printed = capsys.readouterr().out
+    assert "== class 3 ==" in printed and "the gap to close" in printed and "selected on seed 0" in printed
+
+
+@pytest.mark.parametrize("bad, flag", [
+    (["--scenarios", "random"], "--scenarios"),
+    (["--scenarios", "class:x"], "--scenarios"),
+    (["--scenarios", "random:10", "random:10"], "--scenarios"),
+    (["--scenarios", "class:12"], "--cls"),
+    (["--unlearn-epochs", "0"], "--unlearn-epochs"),
+    (["--train-size", "0"], "--train-size"),
+])
+def test_compare_bad_scenarios_and_budgets_are_refused_before_training(bad, flag, tmp_path, capsys):
+    out = tmp_path / "o"
+    rc = cli.main(["compare", "--methods", "FT", "--cache", str(tmp_path / "c"), "--out", str(out), *bad])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"argument {flag}:" in err and "Traceback" not in err
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
+    assert not out.exists() or not any(out.iterdir())
 
 
 def test_compare_tune_selects_on_validation_and_reports_on_the_other_half(tmp_path, capsys):
@@ -102,7 +154,7 @@ def test_compare_tune_selects_on_validation_and_reports_on_the_other_half(tmp_pa
     rc = cli.main(["compare", "--epochs", "2", "--methods", "RL", "--tune", "--muso-epochs", "1",
                    "--cache", str(tmp_path / "c"), "--out", str(out)])
     assert rc == 0
-    run = json.loads((out / "compare.json").read_text())["runs"][0]
+    run = json.loads((out / "compare.json").read_text())["scenarios"][0]["runs"][0]
     assert run["tuned"] and run["n_validation"] + run["n_test"] == 359  # digits' held-out images, split in two
     assert set(run["chosen"]) == {"MUSO", "RL"}
     assert run["chosen"]["RL"]["epochs"] in (5, 10, 20)  # from RL's grid around its 10 epochs

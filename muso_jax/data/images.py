@@ -144,6 +144,34 @@ def load_images(name: str, *, path: str | os.PathLike | None = None, seed: int =
     return _load_npz(_existing(path, name, folder=False), scale)
 
 
+def training_subset(data: ImageData, size: int, *, seed: int = 0) -> ImageData:
+    """``data`` with a stratified random ``size`` of its training rows (the test set unchanged).
+
+    Class ``c`` with ``n_c`` of the N training rows keeps ``size * n_c / N`` of them, rounded by
+    largest remainder so the counts sum to ``size``; the rows are drawn with ``seed`` (the
+    subset is a property of the data set, not of an experiment's seed) and kept in their
+    stored order. Coarse labels follow their rows.
+    """
+    n = len(data.y_train)
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 0 < size <= n:
+        raise ValueError(f"argument `size`: expected an integer in [1, {n}] (the training rows of the data set); "
+                         f"got {size!r}")
+    _check_seed(seed)
+    if size == n:
+        return data
+    classes, counts = np.unique(data.y_train, return_counts=True)
+    quota = size * counts / n
+    take = np.floor(quota).astype(int)
+    take[np.argsort(-(quota - take), kind="stable")[: size - take.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    rows = np.sort(np.concatenate([rng.choice(np.flatnonzero(data.y_train == c), t, replace=False)
+                                   for c, t in zip(classes, take)]))
+    coarse = None if data.coarse_train is None else data.coarse_train[rows]
+    return data._replace(x_train=data.x_train[rows], y_train=data.y_train[rows], coarse_train=coarse,
+                         description=f"{data.description}; a stratified random {size} of its {n} training "
+                                     f"images (seed {seed})")
+
+
 # --- bundled data: digits and MNIST -------------------------------------------------------
 
 def _digits_pixels() -> tuple[np.ndarray, np.ndarray, float]:

@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from muso_jax import metrics
-from muso_jax.data import forget_mask, load_images
+from muso_jax import metrics, stats
+from muso_jax.data import forget_mask, load_images, training_subset
 from muso_jax.nn import baselines, muso, muso_ntk
 from muso_jax.nn.models import MODELS, head_matrix, make_model
 from muso_jax.nn.state import predict, split
@@ -42,6 +42,15 @@ class Setup(NamedTuple):
     dtype: str = "float32"  # parameter dtype of the networks
     precision: str = "float32"  # compute dtype: "bf16" computes in bfloat16 (parameters stay float32)
     scale: str = "auto"  # pixel scaling of user files (data.load_images)
+    train_size: Optional[int] = None  # a stratified subset of the training images (data.training_subset)
+
+
+# The held-out images split into validation and test halves by this fixed seed, the same for every
+# experiment seed: a setting selected on the validation half is never scored on it.
+VALIDATION_SEED = 20240117
+
+# The MUSO family (the paper's method and its NTK-relabel variant) vs the field's baselines.
+MUSO_FAMILY = ("MUSO", "muso-ntk")
 
 
 class _Silent:
@@ -52,32 +61,54 @@ class _Silent:
         pass
 
 
-def grid(cfg):
-    """The small search of ``--tune``: learning rate x {0.1, 1, 10}, epochs x {1/2, 1, 2}."""
-    epochs = sorted({max(1, cfg.epochs // 2), cfg.epochs, 2 * cfg.epochs})
-    return [cfg._replace(lr=cfg.lr * f, epochs=e) for f in (0.1, 1.0, 10.0) for e in epochs]
+def grid(cfg, *, epochs: bool = True):
+    """The small search of ``--tune``: learning rate x {0.1, 1, 10}, and with ``epochs`` the
+    epochs x {1/2, 1, 2} (without it the epochs are the fixed budget)."""
+    counts = sorted({max(1, cfg.epochs // 2), cfg.epochs, 2 * cfg.epochs}) if epochs else [cfg.epochs]
+    return [cfg._replace(lr=cfg.lr * f, epochs=e) for f in (0.1, 1.0, 10.0) for e in counts]
+
+
+def validation_split(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``(validation, test)`` of ``n`` held-out images: a fixed random half each."""
+    order = np.random.default_rng(VALIDATION_SEED).permutation(n)
+    return np.sort(order[: n // 2]), np.sort(order[n // 2:])
 
 
 def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progress=None, others: Optional[dict] = None,
-        tune: bool = False):
+                 tune: bool = False, validation: Optional[bool] = None, tune_epochs: bool = True):
     """Train or load Original and Retrain, run MUSO (and the baselines in ``others``, a dict
     name -> config of :data:`METHODS`) on the same split and the
     same original network, measure. Returns a dict of results.
 
-    ``tune``: for MUSO and every baseline, run the :func:`grid` and keep the setting with the
-    smallest Avg. Gap to Retrain on a validation half of the held-out images; all reported
-    metrics then use the other half only (the test split is never used for selection).
+    ``validation`` (default: ``tune``): hold out the :func:`validation_split` half of the test
+    images; every reported metric then uses the other half only. ``tune``: for MUSO and every
+    baseline, run the :func:`grid` (``tune_epochs``: over epochs too) and keep the setting with
+    the smallest Avg. Gap to Retrain on the validation half (the test half is never used for
+    selection). The result's ``chosen`` holds every method's configuration as a dict; pass them
+    back (``muso_cfg`` and ``others``) with ``validation=True`` to reuse a selection on other seeds.
 
     ``cache``: an object whose ``trained(key, net0, x, y, train_cfg, *, description, retain, on_progress)``
     returns ``(net, seconds)`` (``muso_jax.io.cache.NetworkCache``), for Original and Retrain;
     ``None`` trains both here. ``progress(stage, total_batches)`` returns a bar with ``update()``
     and ``close()`` (e.g. ``tqdm``); a stage whose network comes from the cache closes its bar
     without updates.
+
+    Each method's row has ``RTE_s`` (its wall clock), ``compile_s`` (the part of it spent
+    compiling programs this process had not compiled yet) and ``RTE_pct``: 100 (RTE_s - compile_s)
+    / Retrain's training seconds.
     """
+    from muso_jax import compilation
+
+    validation = tune if validation is None else validation
+    if tune and not validation:
+        raise ValueError("argument `validation`: expected True with tune=True (selection needs the validation "
+                         "half); got False")
     progress = progress or (lambda stage, total: _Silent())
     if setup.model not in MODELS:
         raise ValueError(f"argument `model`: expected one of {list(MODELS)}; got {setup.model!r}")
     d = load_images(setup.data, path=setup.path, seed=setup.seed, scale=setup.scale)
+    if setup.train_size is not None:
+        d = training_subset(d, setup.train_size)
     y_train, y_test, k = d.y_train, d.y_test, d.num_classes
     if setup.scenario == "subclass":  # train on super-classes, forget one fine class
         if d.coarse_train is None:
@@ -122,9 +153,8 @@ def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progres
     net_r, retrain_seconds = staged("retrain", setup.train.epochs * steps_per_epoch(int((~mask).sum()), bs),
                                     lambda tick: fit(dict(role="retrain", scenario=setup.scenario), ~mask, tick))
     x_val = y_val = None
-    if tune:  # select on half of the held-out images, report on the other half (never the same rows)
-        half = np.random.default_rng(setup.seed + 1).permutation(len(y_te))
-        val, test = half[: len(half) // 2], half[len(half) // 2:]
+    if validation:  # select on half of the held-out images, report on the other half (never the same rows)
+        val, test = validation_split(len(y_te))
         x_val, y_val, x_te, y_te = x_te[val], y_te[val], x_te[test], y_te[test]
 
     def measure(net, x_eval, y_eval):
@@ -136,27 +166,35 @@ def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progres
     unlearn_args = (net0, net_p, x_tr, y_tr, mask)
 
     def run_method(name, i, cfg, call):
-        """Run one method (with its candidate grid and validation selection when tuning)."""
-        candidates = grid(cfg) if tune else [cfg]
-        best = None
+        """Run one method (with its candidate grid and validation selection when tuning):
+        ``(gap, net, info, config, compile seconds of the kept run, validation gaps)``."""
+        candidates = grid(cfg, epochs=tune_epochs) if tune else [cfg]
+        best, gaps = None, []
         for j, candidate in enumerate(candidates):
             total = candidate.epochs * steps_per_epoch(len(y_tr), candidate.batch_size)
             label = name if len(candidates) == 1 else f"{name} {j + 1}/{len(candidates)}"
-            net, extra = staged(label, total, lambda tick: call(jax.random.fold_in(key, i), *unlearn_args, candidate,
-                                                                on_progress=tick))
+            with compilation.CompileCounter() as counter:
+                net, extra = staged(label, total, lambda tick: call(jax.random.fold_in(key, i), *unlearn_args,
+                                                                    candidate, on_progress=tick))
             gap = metrics.avg_gap(measure(net, x_val, y_val), reference_val, GAP_KEYS) if tune else 0.0
+            gaps.append(dict(lr=candidate.lr, epochs=candidate.epochs, avg_gap=gap))
             if best is None or gap < best[0]:
-                best = (gap, net, extra, candidate)
-        return best
+                best = (gap, net, extra, candidate, counter.result().seconds)
+        return (*best, gaps)
 
-    _, net_u, info, muso_cfg = run_method("muso", 7, muso_cfg, muso.unlearn)
+    _, net_u, info, muso_cfg, muso_compile, muso_gaps = run_method("muso", 7, muso_cfg, muso.unlearn)
     nets = {"Original": net_p, "Retrain": net_r, "MUSO": net_u}
-    seconds = {"Retrain": retrain_seconds, "MUSO": info.seconds}
-    chosen = {"MUSO": dict(lr=muso_cfg.lr, epochs=muso_cfg.epochs)}
+    seconds = {"Retrain": (retrain_seconds, 0.0), "MUSO": (info.seconds, muso_compile)}
+    chosen = {"MUSO": muso_cfg._asdict()}
+    searched = {"MUSO": muso_gaps} if tune else {}
+    infos = {"MUSO": info._asdict()}
     for i, (name, cfg) in enumerate((others or {}).items()):
-        _, nets[name], method_info, cfg = run_method(name, 100 + i, cfg, METHODS[name])
-        seconds[name] = method_info.seconds
-        chosen[name] = dict(lr=cfg.lr, epochs=cfg.epochs)
+        _, nets[name], method_info, cfg, compile_s, gaps = run_method(name, 100 + i, cfg, METHODS[name])
+        seconds[name] = (method_info.seconds, compile_s)
+        chosen[name] = cfg._asdict()
+        infos[name] = method_info._asdict()
+        if tune:
+            searched[name] = gaps
     rows = {}
     for name, net in nets.items():
         m = measure(net, x_te, y_te)
@@ -166,12 +204,58 @@ def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progres
                           head_dist_to_retrain=head["l2"])
     for name in rows:
         rows[name]["avg_gap"] = metrics.avg_gap(rows[name], rows["Retrain"], GAP_KEYS)
-    for name, value in seconds.items():
-        rows[name]["RTE_s"] = value
+    for name, (wall, compile_s) in seconds.items():
+        rows[name].update(RTE_s=wall, compile_s=compile_s, RTE_pct=100.0 * (wall - compile_s) / retrain_seconds)
     return dict(rows=rows, n_forget=int(mask.sum()), n_retain=int((~mask).sum()), classes=k, tuned=tune,
-                chosen=chosen, n_test=int(len(y_te)), n_validation=0 if y_val is None else int(len(y_val)),
+                chosen=chosen, searched=searched, infos=infos, n_test=int(len(y_te)),
+                n_validation=0 if y_val is None else int(len(y_val)), retrain_seconds=retrain_seconds,
                 muso=dict(info._asdict(), config=muso_cfg._asdict()), description=d.description,
                 definitions=dict(metrics.DEFINITIONS, avg_gap=f"mean |metric - Retrain's| over {list(GAP_KEYS)}",
                                  RTE_s="wall clock of the unlearning alone (for Retrain: the retraining)",
+                                 compile_s="of RTE_s, seconds compiling programs new to this process",
+                                 RTE_pct="100 (RTE_s - compile_s) / Retrain's training seconds",
                                  dist_to_retrain="||params - params_retrain|| over the whole network",
                                  head_dist_to_retrain="the same over the last layer [kernel; bias]"))
+
+
+def summarize(runs: list, keys, level: float = 0.95) -> dict:
+    """Per method and metric over the seeds of ``runs`` (results of :func:`run_protocol` on one
+    scenario): mean, sample std, and the Student-t interval at ``level`` (``low``/``high``
+    None with one seed)."""
+    out = {}
+    for m in runs[0]["rows"]:
+        out[m] = {}
+        for k in keys:
+            v = np.array([r["rows"][m].get(k, np.nan) for r in runs], np.float64)
+            row = dict(mean=float(np.mean(v)), std=float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, n=len(v),
+                       low=None, high=None)
+            if len(v) > 1 and np.all(np.isfinite(v)):
+                iv = stats.mean_interval(v, level)
+                row.update(low=iv.low, high=iv.high)
+            out[m][k] = row
+    return out
+
+
+def compare_to_best(runs: list, metric: str = "avg_gap", level: float = 0.95) -> dict:
+    """The paired comparison of every method with the best MUSO-family method on ``metric``
+    (smaller is better).
+
+    ``best``: the method of :data:`MUSO_FAMILY` present with the smallest mean ``metric``. For each
+    method (Retrain, the reference, excluded) the per-seed differences ``method - best`` on the
+    same seed, split and Original, their mean and interval at ``level`` (None with one seed),
+    and the significance rank of :func:`muso_jax.stats.significance_ranks` (equal ranks: ties).
+    """
+    methods = [m for m in runs[0]["rows"] if m != "Retrain"]
+    per_seed = {m: [r["rows"][m][metric] for r in runs] for m in methods}
+    family = [m for m in MUSO_FAMILY if m in per_seed]
+    best = min(family, key=lambda m: np.mean(per_seed[m]))
+    ranks = stats.significance_ranks(per_seed, level) if len(runs) > 1 else {m: None for m in methods}
+    out = dict(best=best, metric=metric, methods={})
+    for m in methods:
+        diff = np.subtract(per_seed[m], per_seed[best])
+        row = dict(mean=float(np.mean(diff)), low=None, high=None, rank=ranks[m])
+        if len(runs) > 1:
+            iv = stats.paired_difference(per_seed[m], per_seed[best], level)
+            row.update(low=iv.low, high=iv.high)
+        out["methods"][m] = row
+    return out
