@@ -74,35 +74,31 @@ def validation_split(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[: n // 2]), np.sort(order[n // 2:])
 
 
-def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progress=None, others: Optional[dict] = None,
-                 tune: bool = False, validation: Optional[bool] = None, tune_epochs: bool = True):
-    """Train or load Original and Retrain, run MUSO (and the baselines in ``others``, a dict
-    name -> config of :data:`METHODS`) on the same split and the
-    same original network, measure. Returns a dict of results.
+class Trial(NamedTuple):
+    """One split of one seed, ready for unlearning: the data, the forget mask, the initialization
+    ``net0``, the Original ``net_p`` and the retrained ``net_r`` (:func:`prepare`)."""
 
-    ``validation`` (default: ``tune``): hold out the :func:`validation_split` half of the test
-    images; every reported metric then uses the other half only. ``tune``: for MUSO and every
-    baseline, run the :func:`grid` (``tune_epochs``: over epochs too) and keep the setting with
-    the smallest Avg. Gap to Retrain on the validation half (the test half is never used for
-    selection). The result's ``chosen`` holds every method's configuration as a dict; pass them
-    back (``muso_cfg`` and ``others``) with ``validation=True`` to reuse a selection on other seeds.
+    setup: Setup
+    x_train: jax.Array
+    y_train: jax.Array  # the labels trained on (super-classes in the subclass scenario)
+    forget: np.ndarray  # (N,) boolean: D_f
+    x_test: jax.Array  # the reported held-out images (the test half when there is a validation half)
+    y_test: jax.Array
+    x_val: Optional[jax.Array]  # the validation half, or None
+    y_val: Optional[jax.Array]
+    net0: object
+    net_p: object
+    net_r: object
+    retrain_seconds: float
+    classes: int
+    description: str
 
-    ``cache``: an object whose ``trained(key, net0, x, y, train_cfg, *, description, retain, on_progress)``
-    returns ``(net, seconds)`` (``muso_jax.io.cache.NetworkCache``), for Original and Retrain;
-    ``None`` trains both here. ``progress(stage, total_batches)`` returns a bar with ``update()``
-    and ``close()`` (e.g. ``tqdm``); a stage whose network comes from the cache closes its bar
-    without updates.
 
-    Each method's row has ``RTE_s`` (its wall clock), ``compile_s`` (the part of it spent
-    compiling programs this process had not compiled yet) and ``RTE_pct``: 100 (RTE_s - compile_s)
-    / Retrain's training seconds.
-    """
-    from muso_jax import compilation
-
-    validation = tune if validation is None else validation
-    if tune and not validation:
-        raise ValueError("argument `validation`: expected True with tune=True (selection needs the validation "
-                         "half); got False")
+def prepare(setup: Setup, *, cache=None, progress=None, validation: bool = False) -> Trial:
+    """Load the data of ``setup``, draw its forget set, train (or load from ``cache``) Original and
+    Retrain from the same initialization with the same recipe. ``validation``: split the held-out
+    images by :func:`validation_split` (reported metrics on the test half). ``cache`` and
+    ``progress`` as in :func:`run_protocol`."""
     progress = progress or (lambda stage, total: _Silent())
     if setup.model not in MODELS:
         raise ValueError(f"argument `model`: expected one of {list(MODELS)}; got {setup.model!r}")
@@ -156,13 +152,66 @@ def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progres
     if validation:  # select on half of the held-out images, report on the other half (never the same rows)
         val, test = validation_split(len(y_te))
         x_val, y_val, x_te, y_te = x_te[val], y_te[val], x_te[test], y_te[test]
+    return Trial(setup, x_tr, y_tr, np.asarray(mask), x_te, y_te, x_val, y_val, net0, net_p, net_r, retrain_seconds,
+                 k, d.description)
 
-    def measure(net, x_eval, y_eval):
-        logits = predict(net, x_tr)
-        return metrics.protocol_metrics(logits[~mask], y_tr[~mask], logits[mask], y_tr[mask], predict(net, x_eval),
-                                        y_eval, seed=setup.seed)
 
-    reference_val = measure(net_r, x_val, y_val) if tune else None
+def measure(trial: Trial, net, *, on: str = "test") -> dict:
+    """The protocol metrics of ``net`` on ``trial``'s D_r, D_f and its ``on`` images ("test" or
+    "validation"), :func:`muso_jax.metrics.protocol_metrics`."""
+    if on not in ("test", "validation") or (on == "validation" and trial.x_val is None):
+        allowed = "'test' or 'validation'" if trial.x_val is not None else "'test' (the trial has no validation half)"
+        raise ValueError(f"argument `on`: expected {allowed}; got {on!r}")
+    x_eval, y_eval = (trial.x_test, trial.y_test) if on == "test" else (trial.x_val, trial.y_val)
+    mask, y_tr = trial.forget, trial.y_train
+    logits = predict(net, trial.x_train)
+    return metrics.protocol_metrics(logits[~mask], y_tr[~mask], logits[mask], y_tr[mask], predict(net, x_eval),
+                                    y_eval, seed=trial.setup.seed)
+
+
+def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progress=None, others: Optional[dict] = None,
+                 tune: bool = False, validation: Optional[bool] = None, tune_epochs: bool = True):
+    """Train or load Original and Retrain, run MUSO (and the baselines in ``others``, a dict
+    name -> config of :data:`METHODS`) on the same split and the
+    same original network, measure. Returns a dict of results.
+
+    ``validation`` (default: ``tune``): hold out the :func:`validation_split` half of the test
+    images; every reported metric then uses the other half only. ``tune``: for MUSO and every
+    baseline, run the :func:`grid` (``tune_epochs``: over epochs too) and keep the setting with
+    the smallest Avg. Gap to Retrain on the validation half (the test half is never used for
+    selection). The result's ``chosen`` holds every method's configuration as a dict; pass them
+    back (``muso_cfg`` and ``others``) with ``validation=True`` to reuse a selection on other seeds.
+
+    ``cache``: an object whose ``trained(key, net0, x, y, train_cfg, *, description, retain, on_progress)``
+    returns ``(net, seconds)`` (``muso_jax.io.cache.NetworkCache``), for Original and Retrain;
+    ``None`` trains both here. ``progress(stage, total_batches)`` returns a bar with ``update()``
+    and ``close()`` (e.g. ``tqdm``); a stage whose network comes from the cache closes its bar
+    without updates.
+
+    Each method's row has ``RTE_s`` (its wall clock), ``compile_s`` (the part of it spent
+    compiling programs this process had not compiled yet) and ``RTE_pct``: 100 (RTE_s - compile_s)
+    / Retrain's training seconds.
+    """
+    from muso_jax import compilation
+
+    validation = tune if validation is None else validation
+    if tune and not validation:
+        raise ValueError("argument `validation`: expected True with tune=True (selection needs the validation "
+                         "half); got False")
+    trial = prepare(setup, cache=cache, progress=progress, validation=validation)
+    progress = progress or (lambda stage, total: _Silent())
+    net0, net_p, net_r, mask, x_tr, y_tr = trial.net0, trial.net_p, trial.net_r, trial.forget, trial.x_train, \
+        trial.y_train
+    retrain_seconds, key = trial.retrain_seconds, jax.random.key(setup.seed)
+
+    def staged(name, total, fn):
+        bar = progress(name, total)
+        try:
+            return fn(bar.update)
+        finally:
+            bar.close()
+
+    reference_val = measure(trial, net_r, on="validation") if tune else None
     unlearn_args = (net0, net_p, x_tr, y_tr, mask)
 
     def run_method(name, i, cfg, call):
@@ -176,7 +225,7 @@ def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progres
             with compilation.CompileCounter() as counter:
                 net, extra = staged(label, total, lambda tick: call(jax.random.fold_in(key, i), *unlearn_args,
                                                                     candidate, on_progress=tick))
-            gap = metrics.avg_gap(measure(net, x_val, y_val), reference_val, GAP_KEYS) if tune else 0.0
+            gap = metrics.avg_gap(measure(trial, net, on="validation"), reference_val, GAP_KEYS) if tune else 0.0
             gaps.append(dict(lr=candidate.lr, epochs=candidate.epochs, avg_gap=gap))
             if best is None or gap < best[0]:
                 best = (gap, net, extra, candidate, counter.result().seconds)
@@ -197,7 +246,7 @@ def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progres
             searched[name] = gaps
     rows = {}
     for name, net in nets.items():
-        m = measure(net, x_te, y_te)
+        m = measure(trial, net)
         dist = metrics.param_distance(net.params, net_r.params)
         head = metrics.param_distance(head_matrix(net.params["head"]), head_matrix(net_r.params["head"]))
         rows[name] = dict(m, dist_to_retrain=dist["l2"], dist_to_retrain_rel=dist["relative"],
@@ -206,10 +255,10 @@ def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progres
         rows[name]["avg_gap"] = metrics.avg_gap(rows[name], rows["Retrain"], GAP_KEYS)
     for name, (wall, compile_s) in seconds.items():
         rows[name].update(RTE_s=wall, compile_s=compile_s, RTE_pct=100.0 * (wall - compile_s) / retrain_seconds)
-    return dict(rows=rows, n_forget=int(mask.sum()), n_retain=int((~mask).sum()), classes=k, tuned=tune,
-                chosen=chosen, searched=searched, infos=infos, n_test=int(len(y_te)),
-                n_validation=0 if y_val is None else int(len(y_val)), retrain_seconds=retrain_seconds,
-                muso=dict(info._asdict(), config=muso_cfg._asdict()), description=d.description,
+    return dict(rows=rows, n_forget=int(mask.sum()), n_retain=int((~mask).sum()), classes=trial.classes, tuned=tune,
+                chosen=chosen, searched=searched, infos=infos, n_test=int(len(trial.y_test)),
+                n_validation=0 if trial.y_val is None else int(len(trial.y_val)), retrain_seconds=retrain_seconds,
+                muso=dict(info._asdict(), config=muso_cfg._asdict()), description=trial.description,
                 definitions=dict(metrics.DEFINITIONS, avg_gap=f"mean |metric - Retrain's| over {list(GAP_KEYS)}",
                                  RTE_s="wall clock of the unlearning alone (for Retrain: the retraining)",
                                  compile_s="of RTE_s, seconds compiling programs new to this process",
