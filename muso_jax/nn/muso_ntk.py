@@ -37,16 +37,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from muso_jax import _linalg
-from muso_jax.nn import ntk
+from muso_jax.nn import ntk, ntk_solvers
 from muso_jax.nn.models import num_classes
-from muso_jax.nn.state import Net, check_inputs, predict
+from muso_jax.nn.state import Net, predict  # noqa: F401 - predict: used by callers through this module
 from muso_jax.nn import engine
 from muso_jax.nn.train import check_data, check_unlearning, knobs_from_config, run_epochs, steps_per_epoch
 from muso_jax.nn.train import check_config as check_training_fields
 
-KERNELS = ("logit", "mean", "full")
-RIDGE_SCALES = ("mean_diagonal", "absolute")
+KERNELS = ntk_solvers.KERNELS
+RIDGE_SCALES = ntk_solvers.RIDGE_SCALES
+SOLVERS = ntk_solvers.SOLVERS
 
 
 class NtkConfig(NamedTuple):
@@ -68,6 +68,11 @@ class NtkConfig(NamedTuple):
     temperature: float = 0.1  # f_r regresses one-hot targets: its outputs live on a 0-1 scale
     alternate: bool = False  # measured to fail (module docstring)
     chunk: int = 64
+    solver: str = "exact"  # "exact" | "last-layers" | "nystrom" | "cg" (muso_jax.nn.ntk_solvers)
+    budget: int = 256  # nystrom: landmarks m (<= N_r); cg: iterations at most; ignored otherwise
+    layers: tuple = ("head",)  # last-layers: the parameter groups of the kernel (top-level names)
+    tol: float = 0.0  # cg: stop at this relative residual (0: run the budget out)
+    landmark_seed: int = 0  # nystrom: the key of the landmarks' draw
 
 
 class NtkInfo(NamedTuple):
@@ -80,6 +85,21 @@ def check_config(cfg: NtkConfig) -> None:
         raise ValueError(f"argument `kernel`: expected one of {list(KERNELS)}; got {cfg.kernel!r}")
     if cfg.ridge_scale not in RIDGE_SCALES:
         raise ValueError(f"argument `ridge_scale`: expected one of {list(RIDGE_SCALES)}; got {cfg.ridge_scale!r}")
+    if cfg.solver not in SOLVERS:
+        raise ValueError(f"argument `solver`: expected one of {list(SOLVERS)}; got {cfg.solver!r}")
+    if isinstance(cfg.budget, bool) or not isinstance(cfg.budget, (int, np.integer)) or cfg.budget < 1:
+        raise ValueError(f"argument `budget`: expected an integer >= 1 (landmarks for nystrom, iterations for cg); "
+                         f"got {cfg.budget!r}")
+    if (isinstance(cfg.layers, str) or not isinstance(cfg.layers, tuple) or not cfg.layers
+            or not all(isinstance(g, str) and g for g in cfg.layers)):
+        raise ValueError(f"argument `layers`: expected a non-empty tuple of parameter-group names such as "
+                         f"('head',) or ('dense', 'head'); got {cfg.layers!r}")
+    if isinstance(cfg.tol, bool) or not isinstance(cfg.tol, (int, float, np.integer, np.floating)) or not (
+            np.isfinite(cfg.tol) and cfg.tol >= 0):
+        raise ValueError(f"argument `tol`: expected a finite number >= 0; got {cfg.tol!r}")
+    if isinstance(cfg.landmark_seed, bool) or not isinstance(cfg.landmark_seed, (int, np.integer)) \
+            or cfg.landmark_seed < 0:
+        raise ValueError(f"argument `landmark_seed`: expected an integer >= 0; got {cfg.landmark_seed!r}")
     check_training_fields(cfg)
 
 
@@ -89,40 +109,31 @@ def linearized_retrain_outputs(net: Net, x_r, y_r, x_f, cfg: NtkConfig) -> np.nd
     .. math::
         f_r(X_f) = f_0(X_f) + \Theta_{fr} (\Theta_{rr} + \epsilon I)^{-1} (Y_r - f_0(X_r))
 
-    The (N_r K or N_r)-sized solve runs in float64 whatever the x64 flag, so a float32 network
-    still gets an accurate relabel. It is :func:`muso_jax._linalg.solve`: Cholesky, or the
-    pseudo-inverse where the kernel is numerically singular (ridge 0 with duplicated inputs, or
-    the full kernel of a network with fewer parameters than N_r K). Then ``f_r`` is the
-    minimum-norm least-squares fit of D_r, the limit of gradient descent on the linearized
-    network from p_0.
+    Computed by ``cfg.solver`` (:mod:`muso_jax.nn.ntk_solvers`): ``"exact"`` (the kernel, float64
+    solve: Cholesky, or the pseudo-inverse where singular, the minimum-norm least-squares fit of
+    D_r), ``"last-layers"`` (the kernel of the parameter groups ``cfg.layers``; the head alone
+    in closed form), ``"nystrom"`` (``cfg.budget`` landmarks drawn with ``cfg.landmark_seed``) or
+    ``"cg"`` (matrix-free conjugate gradients, ``cfg.budget`` iterations at most, ``cfg.tol``).
     """
+    return linearized_retrain(net, x_r, y_r, x_f, cfg)[0]
+
+
+def linearized_retrain(net: Net, x_r, y_r, x_f, cfg: NtkConfig):
+    """:func:`linearized_retrain_outputs` and the solver's :class:`muso_jax.nn.ntk_solvers.Cost`."""
     check_config(cfg)
-    x_r, y_r = check_data(net, x_r, y_r, x_name="x_r", y_name="y_r")
-    x_f = check_inputs("x_f", net, x_f)
-    k = num_classes(net)
-    if cfg.logit >= k:
-        raise ValueError(f"argument `logit`: expected a logit index in [0, {k}); got {cfg.logit!r}")
-    x = jnp.concatenate([x_r, x_f.astype(x_r.dtype)])
-    n_r = len(y_r)
-    f0 = np.asarray(predict(net, x), np.float64)
-    target = np.eye(k)[np.asarray(y_r)] - f0[:n_r]
-    if cfg.kernel == "full":
-        theta = np.asarray(ntk.kernel(net, x, chunk=cfg.chunk), np.float64).reshape(len(x) * k, len(x) * k)
-        rr, fr = theta[: n_r * k, : n_r * k], theta[n_r * k:, : n_r * k]
-        alpha = _kernel_solve(rr, target.reshape(-1), cfg)
-        return f0[n_r:] + (fr @ alpha).reshape(-1, k)
-    logits = [cfg.logit] if cfg.kernel == "logit" else range(k)
-    theta = sum(np.asarray(ntk.kernel(net, x, chunk=cfg.chunk, output=a), np.float64) for a in logits) / len(logits)
-    alpha = _kernel_solve(theta[:n_r, :n_r], target, cfg)
-    return f0[n_r:] + theta[n_r:, :n_r] @ alpha
-
-
-def _kernel_solve(K, r, cfg: NtkConfig) -> np.ndarray:
-    """``(K + epsilon I)^{-1} r`` in float64, with epsilon from ``cfg.ridge`` and ``cfg.ridge_scale``."""
-    with jax.enable_x64(True):  # float64 even when the caller runs float32 (x64 off)
-        K, r = jnp.asarray(K, jnp.float64), jnp.asarray(r, jnp.float64)
-        eps = cfg.ridge * (jnp.mean(jnp.diagonal(K)) if cfg.ridge_scale == "mean_diagonal" else 1.0)
-        return np.asarray(_linalg.solve(K + eps * jnp.eye(K.shape[0], dtype=K.dtype), r))
+    common = dict(kernel=cfg.kernel, logit=cfg.logit, ridge=cfg.ridge, ridge_scale=cfg.ridge_scale, chunk=cfg.chunk)
+    if cfg.solver == "exact":
+        return ntk_solvers.exact(net, x_r, y_r, x_f, **common)
+    if cfg.solver == "last-layers":
+        return ntk_solvers.last_layers(net, x_r, y_r, x_f, layers=cfg.layers, **common)
+    if cfg.solver == "nystrom":
+        x_r, y_r = check_data(net, x_r, y_r, x_name="x_r", y_name="y_r")
+        n_r = len(y_r)
+        if cfg.budget > n_r:
+            raise ValueError(f"argument `budget`: expected the number of landmarks m <= N_r = {n_r} for "
+                             f"solver='nystrom'; got {cfg.budget!r}")
+        return ntk_solvers.nystrom(net, x_r, y_r, x_f, m=cfg.budget, key=jax.random.key(cfg.landmark_seed), **common)
+    return ntk_solvers.cg(net, x_r, y_r, x_f, iterations=cfg.budget, tol=cfg.tol, **common)
 
 
 def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: NtkConfig, *,

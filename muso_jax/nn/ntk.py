@@ -17,6 +17,11 @@ so ``p -> f(x; p)`` is a fixed function. The kernel is computed in blocks of ``c
 the per-example Jacobians of one block of x1 (a reverse pass with K cotangents per example,
 ``chunk * K * P`` numbers) are pushed forward through the network at one block of x2 (JVPs),
 so memory stays bounded whatever N is; only the (N1, K, N2, K) output grows with N.
+
+``layers`` restricts the kernel to a subset of the parameters, named by their top-level
+groups (``"head"``, ``"dense"``, ``"convs"``, ``"layers"``): the tangent kernel of the
+linearization in those parameters alone, the others frozen at ``p0``,
+``Theta^S = sum_{p in S} d_p f_a(x_i) d_p f_b(x_j)``. The full kernel is the sum over the groups.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from flax import nnx
 from jax import lax
 
 from muso_jax import _checks
@@ -36,6 +42,34 @@ def logits(net: Net, params, x):
     """Evaluation-mode logits ``f(x; params)`` of a batch, (B, K), inputs cast to the
     parameters' dtype: the fixed function ``p -> f(x; p)`` that the kernel differentiates."""
     return forward(net.graphdef, params, net.rest, jnp.asarray(x).astype(param_dtype(net)), train=False)[0]
+
+
+def check_layers(name: str, layers, net: Net):
+    """``layers`` as a tuple of top-level parameter-group names of ``net`` (None: all parameters)."""
+    if layers is None:
+        return None
+    groups = list(net.params.keys())
+    if isinstance(layers, str) or not isinstance(layers, (tuple, list)) or not layers:
+        raise ValueError(f"argument `{name}`: expected None or a non-empty tuple of parameter groups among "
+                         f"{groups}; got {layers!r}")
+    for layer in layers:
+        if layer not in groups:
+            raise ValueError(f"argument `{name}`: expected parameter groups among {groups}; got {layer!r}")
+    if len(set(layers)) != len(layers):
+        raise ValueError(f"argument `{name}`: expected distinct parameter groups; got {tuple(layers)!r}")
+    return tuple(layers)
+
+
+def subset(net: Net, layers):
+    """The parameters the kernel differentiates: all of them (``layers`` None) or the named groups."""
+    return net.params if layers is None else {k: net.params[k] for k in layers}
+
+
+def join(net: Net, sub, layers):
+    """The full parameter pytree with the groups of ``sub`` in place of ``net.params``' ones."""
+    if layers is None:
+        return sub
+    return nnx.State({k: (sub[k] if k in layers else net.params[k]) for k in net.params.keys()})
 
 
 def _inputs(name: str, x, net: Net):
@@ -68,18 +102,18 @@ def _outputs_like(name: str, v, x, net: Net, what: str):
     return v
 
 
-def _jacobian(net: Net, x, output):
+def _jacobian(net: Net, x, output, layers=None):
     """Per-example Jacobians of a block: leaves (c, K, *shape), or (c, *shape) for one logit."""
 
     def one(xi):
-        f = lambda p: logits(net, p, xi[None])[0]
+        f = lambda p: logits(net, join(net, p, layers), xi[None])[0]
         g = f if output is None else (lambda p: f(p)[output])
-        return jax.jacrev(g)(net.params)
+        return jax.jacrev(g)(subset(net, layers))
 
     return jax.vmap(one)(x)
 
 
-def _block(net: Net, Ja, xb, output):
+def _block(net: Net, Ja, xb, output, layers=None):
     """One block of the kernel: the rows whose Jacobians are ``Ja`` against the inputs ``xb``.
 
     Each Jacobian row of the a-block is pushed forward through the network at xb
@@ -90,7 +124,7 @@ def _block(net: Net, Ja, xb, output):
     lead = 1 if output is not None else 2
     shape = jax.tree.leaves(Ja)[0].shape[:lead]
     tangents = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[lead:]), Ja)
-    _, push = jax.linearize(lambda p: logits(net, p, xb), net.params)
+    _, push = jax.linearize(lambda p: logits(net, join(net, p, layers), xb), subset(net, layers))
     out = jax.vmap(push)(tangents)  # (rows, c_b, K)
     if output is not None:
         out = out[..., output]
@@ -109,19 +143,19 @@ def _blocks(x, chunk):
     return x.reshape((-1, chunk) + x.shape[1:])
 
 
-@functools.partial(jax.jit, static_argnames=("chunk", "output", "symmetric"))
-def _kernel(net, x1, x2, *, chunk, output, symmetric):
+@functools.partial(jax.jit, static_argnames=("chunk", "output", "symmetric", "layers"))
+def _kernel(net, x1, x2, *, chunk, output, symmetric, layers=None):
     lead = 1 if output is not None else 2
     xs1, xs2 = _blocks(x1, chunk), _blocks(x2, chunk)
     n2c = xs2.shape[0]
 
     def row(carry, args):
         i, xa = args
-        Ja = _jacobian(net, xa, output)
+        Ja = _jacobian(net, xa, output, layers)
 
         def column(_, args):
             j, xb = args
-            compute = lambda _: _block(net, Ja, xb, output)
+            compute = lambda _: _block(net, Ja, xb, output, layers)
             if not symmetric:
                 return None, compute(None)
             # Gram of one set: only the blocks on and above the diagonal are computed (the ones
@@ -149,7 +183,7 @@ def _kernel(net, x1, x2, *, chunk, output, symmetric):
     return theta[:n1, :, :n2] if output is None else theta[:n1, :n2]
 
 
-def kernel(net: Net, x1, x2=None, *, chunk: int = 32, output=None):
+def kernel(net: Net, x1, x2=None, *, chunk: int = 32, output=None, layers=None):
     r"""Empirical NTK of ``net`` (at its parameters) between two batches of inputs.
 
     .. math::
@@ -165,8 +199,11 @@ def kernel(net: Net, x1, x2=None, *, chunk: int = 32, output=None):
         round-off: the same products, batched differently).
       output: None for the full multi-output kernel, shape (N1, K, N2, K); an int ``a`` for
         the kernel of logit ``a`` alone, shape (N1, N2) (the diagonal block ``[:, a, :, a]``).
+      layers: None (all parameters) or a tuple of top-level parameter groups (e.g.
+        ``("head",)``): the tangent kernel of those parameters alone.
     """
     chunk = _checks.positive_int("chunk", chunk)
+    layers = check_layers("layers", layers, net)
     x1, k = _inputs("x1", x1, net)
     symmetric = x2 is None
     if symmetric:
@@ -178,10 +215,41 @@ def kernel(net: Net, x1, x2=None, *, chunk: int = 32, output=None):
                 f"argument `x2`: expected inputs of shape (N2, {', '.join(map(str, x1.shape[1:]))}) like "
                 f"`x1`; got shape {tuple(x2.shape)}"
             )
+    check_output(output, k)
+    return _kernel(net, x1, x2, chunk=min(chunk, max(x1.shape[0], x2.shape[0])), output=output,
+                   symmetric=symmetric, layers=layers)
+
+
+def check_output(output, k: int):
     if output is not None and (isinstance(output, bool) or not isinstance(output, int) or not 0 <= output < k):
         raise ValueError(f"argument `output`: expected None or a logit index in [0, {k}); got {output!r}")
-    return _kernel(net, x1, x2, chunk=min(chunk, max(x1.shape[0], x2.shape[0])), output=output,
-                   symmetric=symmetric)
+    return output
+
+
+def diagonal(net: Net, x, *, chunk: int = 32, output=None, layers=None):
+    r"""The kernel's diagonal ``Theta_{ia,ia} = ||d_p f_a(x_i)||^2`` without the rest of it.
+
+    (N, K) for ``output=None`` (every logit), (N,) for one logit ``a``; ``layers`` as in
+    :func:`kernel`. One block of per-example Jacobians at a time: N (or N K) gradient rows,
+    linear in N, against the N^2 entries of the kernel.
+    """
+    chunk = _checks.positive_int("chunk", chunk)
+    layers = check_layers("layers", layers, net)
+    x, k = _inputs("x", x, net)
+    check_output(output, k)
+    return _diagonal(net, x, chunk=min(chunk, x.shape[0]), output=output, layers=layers)
+
+
+@functools.partial(jax.jit, static_argnames=("chunk", "output", "layers"))
+def _diagonal(net, x, *, chunk, output, layers):
+    lead = 1 if output is not None else 2
+
+    def one_block(_, xa):
+        J = _jacobian(net, xa, output, layers)
+        return None, sum(jnp.sum(a.reshape(a.shape[:lead] + (-1,)) ** 2, axis=-1) for a in jax.tree.leaves(J))
+
+    _, d = lax.scan(one_block, None, _blocks(x, chunk))
+    return d.reshape((-1,) + d.shape[2:])[: x.shape[0]]
 
 
 def linearized_apply(net0: Net, params, x):
