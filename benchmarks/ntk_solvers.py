@@ -74,7 +74,7 @@ def main(argv=None):
     compile_est = {}
     for name, fn in [("exact", lambda a, b, f: S.exact(net, a, b, f, **common)),
                      ("last-layers", lambda a, b, f: S.last_layers(net, a, b, f, **common)),
-                     ("nystrom", lambda a, b, f: S.nystrom(net, a, b, f, m=8, key=jax.random.key(0), **common)),
+                     ("nystrom", lambda a, b, f: S.nystrom(jax.random.key(0), net, a, b, f, m=8, **common)),
                      ("cg", lambda a, b, f: S.cg(net, a, b, f, iterations=2, **common))]:
         compile_est[name] = c.once(lambda: fn(*tiny)[0])[0]
     print("  compile estimates (tiny problem): " + ", ".join(f"{k} {v:.1f} s" for k, v in compile_est.items()))
@@ -90,7 +90,7 @@ def main(argv=None):
     for m in args.ms:
         if m > n_r:
             continue
-        out, cost = S.nystrom(net, x_r, y_r, x_f, m=m, key=jax.random.key(0), **common)
+        out, cost = S.nystrom(jax.random.key(0), net, x_r, y_r, x_f, m=m, **common)
         rows.append(_row("nystrom", out, cost, ref, budget=m))
         _print(rows[-1])
     path = S.cg_path(net, x_r, y_r, x_f, iterations=tuple(args.its), **common)

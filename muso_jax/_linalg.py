@@ -144,6 +144,15 @@ def eigvalsh(a):
     return _EIGVALSH(a)
 
 
+_EIGH = _sequential(lambda a: tuple(jnp.linalg.eigh(a)))
+
+
+def eigh(a):
+    """Eigenvalues (ascending) and eigenvectors ``(s, U)`` of a symmetric matrix; under vmap a
+    loop of unbatched calls."""
+    return _EIGH(a)
+
+
 def smallest_eigenvalue_below_host(a, bound):
     """For a concrete symmetric matrix on the host (NumPy; no XLA program, no thread pool):
     None when every eigenvalue is >= -bound, else the smallest eigenvalue.

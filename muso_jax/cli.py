@@ -37,6 +37,7 @@ FLAGS = {
     "epochs": "--epochs",  # TrainConfig names its fields bare; MUSO's are checked as --muso-* first
     "muso_epochs": "--muso-epochs", "muso_lr": "--muso-lr", "muso.epochs": "--muso-epochs",
     "muso.lr": "--muso-lr", "projector": "--projector", "kernel": "--ntk-kernel",
+    "solver": "--ntk-solver", "budget": "--ntk-budget",
     "methods": "--methods", "cache": "--cache", "batch_size": "--batch-size", "train.batch_size": "--batch-size",
     "precision": "--precision", "compile_cache": "--compile-cache", "size": "--train-size",
     "scenarios": "--scenarios", "unlearn_epochs": "--unlearn-epochs",
@@ -351,6 +352,12 @@ def _add_setup_args(p):
                    help="muso-ntk kernel: one logit's NTK (default), the mean over logits (K x cost), the full "
                         "multi-output NTK (exact; small networks only)")
     p.add_argument("--ntk-alternate", action="store_true", help="muso-ntk: recompute the kernel every epoch")
+    p.add_argument("--ntk-solver", default="auto", choices=["auto", "exact", "last-layers", "nystrom", "cg"],
+                   help="muso-ntk: how the linearized retrain's outputs are computed (docs/ntk_solvers.md): auto "
+                        "(default: exact up to 2,000 retained rows, else last-layers), exact (the N_r x N_r kernel), "
+                        "last-layers (the head's tangent kernel, closed form), nystrom (--ntk-budget landmarks), "
+                        "cg (matrix-free conjugate gradients, --ntk-budget iterations)")
+    p.add_argument("--ntk-budget", type=int, default=256, help="muso-ntk: Nystrom landmarks or CG iterations")
     p.add_argument("--cache", type=Path, default=Path("results/cache"),
                    help="trained networks, keyed by their data, initialization and configuration")
     p.add_argument("--compile-cache", type=Path, default=Path("results/jax-cache"),
@@ -523,7 +530,10 @@ def _unlearn(args) -> int:
 def _ntk_config(args):
     from muso_jax.nn import muso_ntk
 
-    return muso_ntk.NtkConfig(kernel=args.ntk_kernel, alternate=args.ntk_alternate, soft=args.soft)
+    cfg = muso_ntk.NtkConfig(kernel=args.ntk_kernel, alternate=args.ntk_alternate, soft=args.soft,
+                             solver=args.ntk_solver, budget=args.ntk_budget)
+    muso_ntk.check_config(cfg)
+    return cfg
 
 
 COMPARE_KEYS = ["UA", "RA", "TA", "MIA_entropy", "MIA_efficacy", "avg_gap", "RTE_s", "compile_s", "RTE_pct"]

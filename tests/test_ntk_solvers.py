@@ -68,7 +68,7 @@ def test_nystrom_at_all_landmarks_is_the_exact_solve(problem, kernel):
     ref, _ = _exact(name, net, x_r, y_r, x_f, kernel)
     errors = []
     for m in (3, N_R):
-        out, cost = S.nystrom(net, x_r, y_r, x_f, m=m, key=jax.random.key(0), kernel=kernel, chunk=CHUNK)
+        out, cost = S.nystrom(jax.random.key(0), net, x_r, y_r, x_f, m=m, kernel=kernel, chunk=CHUNK)
         errors.append(_rel(out, ref))
         per = K * K if kernel == "full" else 1
         assert cost.solver == "nystrom" and cost.kernel_entries == m * (N_R + N_F) * per + N_R * (K if kernel == "full" else 1)
@@ -157,8 +157,15 @@ def test_head_closed_form_is_the_general_subset_path(problem, kernel):
 def test_the_config_dispatches_to_each_solver(mlp):
     net, x_r, y_r, x_f = mlp
     ref, _ = _exact("mlp", net, x_r, y_r, x_f, "logit")
-    base = muso_ntk.NtkConfig(chunk=CHUNK)
-    assert base.solver == "exact" and base.layers == ("head",)
+    auto = muso_ntk.NtkConfig(chunk=CHUNK)
+    assert auto.solver == "auto" and auto.layers == ("head",)
+    # "auto" is the exact kernel at this size (N_r <= AUTO_EXACT_MAX) and the head's above it
+    assert muso_ntk.resolve_solver(auto, muso_ntk.AUTO_EXACT_MAX) == "exact"
+    assert muso_ntk.resolve_solver(auto, muso_ntk.AUTO_EXACT_MAX + 1) == "last-layers"
+    out, cost = muso_ntk.linearized_retrain(net, x_r, y_r, x_f, auto)
+    assert cost.solver == "exact"
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+    base = auto._replace(solver="exact")
     np.testing.assert_allclose(muso_ntk.linearized_retrain_outputs(net, x_r, y_r, x_f, base), ref, rtol=1e-12, atol=1e-12)
     nys = muso_ntk.linearized_retrain_outputs(net, x_r, y_r, x_f, base._replace(solver="nystrom", budget=N_R))
     assert _rel(nys, ref) < TOL
@@ -188,7 +195,7 @@ def test_cg_of_a_float32_network_runs_its_vectors_in_float64():
 
 
 @pytest.mark.parametrize("field, value, match", [
-    ("solver", "lanczos", r"argument `solver`: expected one of \['exact', 'last-layers', 'nystrom', 'cg'\]"),
+    ("solver", "lanczos", r"argument `solver`: expected one of \['auto', 'exact', 'last-layers', 'nystrom', 'cg'\]"),
     ("budget", 0, r"argument `budget`: expected an integer >= 1"),
     ("budget", -3, r"argument `budget`: expected an integer >= 1"),
     ("budget", 2.5, r"argument `budget`: expected an integer >= 1"),
@@ -206,9 +213,9 @@ def test_bad_solver_inputs_are_refused_naming_the_argument(mlp):
     net, x_r, y_r, x_f = mlp
     key = jax.random.key(0)
     cases = [
-        (lambda: S.nystrom(net, x_r, y_r, x_f, m=N_R + 1, key=key), r"argument `m`: expected an integer in \[1, N_r = 12\]"),
-        (lambda: S.nystrom(net, x_r, y_r, x_f, m=0, key=key), r"argument `m`"),
-        (lambda: S.nystrom(net, x_r, y_r, x_f, m=4, key="seed"), r"argument `key`: expected a JAX random key"),
+        (lambda: S.nystrom(key, net, x_r, y_r, x_f, m=N_R + 1), r"argument `m`: expected an integer in \[1, N_r = 12\]"),
+        (lambda: S.nystrom(key, net, x_r, y_r, x_f, m=0), r"argument `m`"),
+        (lambda: S.nystrom("seed", net, x_r, y_r, x_f, m=4), r"argument `key`: expected a JAX random key"),
         (lambda: S.cg(net, x_r, y_r, x_f, iterations=0), r"argument `iterations`: expected an integer >= 1"),
         (lambda: S.cg_path(net, x_r, y_r, x_f, iterations=(3, 0)), r"argument `iterations`"),
         (lambda: S.cg(net, x_r, y_r, x_f, iterations=3, tol=float("nan")), r"argument `tol`"),

@@ -68,6 +68,13 @@ def grid(cfg, *, epochs: bool = True):
     return [cfg._replace(lr=cfg.lr * f, epochs=e) for f in (0.1, 1.0, 10.0) for e in counts]
 
 
+def _plain(record):
+    """A NamedTuple (nested ones included) as a dict, for the JSON of a run."""
+    if hasattr(record, "_asdict"):
+        return {k: _plain(v) for k, v in record._asdict().items()}
+    return record
+
+
 def validation_split(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``(validation, test)`` of ``n`` held-out images: a fixed random half each."""
     order = np.random.default_rng(VALIDATION_SEED).permutation(n)
@@ -236,12 +243,12 @@ def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progres
     seconds = {"Retrain": (retrain_seconds, 0.0), "MUSO": (info.seconds, muso_compile)}
     chosen = {"MUSO": muso_cfg._asdict()}
     searched = {"MUSO": muso_gaps} if tune else {}
-    infos = {"MUSO": info._asdict()}
+    infos = {"MUSO": _plain(info)}
     for i, (name, cfg) in enumerate((others or {}).items()):
         _, nets[name], method_info, cfg, compile_s, gaps = run_method(name, 100 + i, cfg, METHODS[name])
         seconds[name] = (method_info.seconds, compile_s)
         chosen[name] = cfg._asdict()
-        infos[name] = method_info._asdict()
+        infos[name] = _plain(method_info)
         if tune:
             searched[name] = gaps
     rows = {}

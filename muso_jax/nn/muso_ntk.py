@@ -46,7 +46,19 @@ from muso_jax.nn.train import check_config as check_training_fields
 
 KERNELS = ntk_solvers.KERNELS
 RIDGE_SCALES = ntk_solvers.RIDGE_SCALES
-SOLVERS = ntk_solvers.SOLVERS
+SOLVERS = ("auto",) + ntk_solvers.SOLVERS
+# solver="auto": the exact kernel up to this many retained rows, the head's kernel above. Chosen from
+# measurements (docs/ntk_solvers.md): on the 28x28 CNN one kernel entry costs ~0.2 ms on 2 cores, so the
+# exact kernel at N_r = 2,000 takes ~10 min and grows as N_r^2; the head's closed form costs one
+# forward pass; Nystrom and CG cost tens of epochs before they agree with the exact relabel better.
+AUTO_EXACT_MAX = 2000
+
+
+def resolve_solver(cfg, n_retain: int) -> str:
+    """The solver ``cfg.solver`` means for ``n_retain`` retained rows (``"auto"`` resolved)."""
+    if cfg.solver != "auto":
+        return cfg.solver
+    return "exact" if n_retain <= AUTO_EXACT_MAX else "last-layers"
 
 
 class NtkConfig(NamedTuple):
@@ -68,7 +80,7 @@ class NtkConfig(NamedTuple):
     temperature: float = 0.1  # f_r regresses one-hot targets: its outputs live on a 0-1 scale
     alternate: bool = False  # measured to fail (module docstring)
     chunk: int = 64
-    solver: str = "exact"  # "exact" | "last-layers" | "nystrom" | "cg" (muso_jax.nn.ntk_solvers)
+    solver: str = "auto"  # "auto" (resolve_solver) | "exact" | "last-layers" | "nystrom" | "cg" (ntk_solvers)
     budget: int = 256  # nystrom: landmarks m (<= N_r); cg: iterations at most; ignored otherwise
     layers: tuple = ("head",)  # last-layers: the parameter groups of the kernel (top-level names)
     tol: float = 0.0  # cg: stop at this relative residual (0: run the budget out)
@@ -77,6 +89,8 @@ class NtkConfig(NamedTuple):
 
 class NtkInfo(NamedTuple):
     seconds: float  # wall clock of the unlearning alone (RTE), kernels included, after the input checks
+    relabel_seconds: float  # of which the first relabel (the solver)
+    cost: ntk_solvers.Cost  # what the first relabel's solve cost
 
 
 def check_config(cfg: NtkConfig) -> None:
@@ -109,7 +123,7 @@ def linearized_retrain_outputs(net: Net, x_r, y_r, x_f, cfg: NtkConfig) -> np.nd
     .. math::
         f_r(X_f) = f_0(X_f) + \Theta_{fr} (\Theta_{rr} + \epsilon I)^{-1} (Y_r - f_0(X_r))
 
-    Computed by ``cfg.solver`` (:mod:`muso_jax.nn.ntk_solvers`): ``"exact"`` (the kernel, float64
+    Computed by ``cfg.solver`` (:mod:`muso_jax.nn.ntk_solvers`; ``"auto"``: :func:`resolve_solver`): ``"exact"`` (the kernel, float64
     solve: Cholesky, or the pseudo-inverse where singular, the minimum-norm least-squares fit of
     D_r), ``"last-layers"`` (the kernel of the parameter groups ``cfg.layers``; the head alone
     in closed form), ``"nystrom"`` (``cfg.budget`` landmarks drawn with ``cfg.landmark_seed``) or
@@ -122,6 +136,7 @@ def linearized_retrain(net: Net, x_r, y_r, x_f, cfg: NtkConfig):
     """:func:`linearized_retrain_outputs` and the solver's :class:`muso_jax.nn.ntk_solvers.Cost`."""
     check_config(cfg)
     common = dict(kernel=cfg.kernel, logit=cfg.logit, ridge=cfg.ridge, ridge_scale=cfg.ridge_scale, chunk=cfg.chunk)
+    cfg = cfg._replace(solver=resolve_solver(cfg, len(y_r)))
     if cfg.solver == "exact":
         return ntk_solvers.exact(net, x_r, y_r, x_f, **common)
     if cfg.solver == "last-layers":
@@ -132,7 +147,7 @@ def linearized_retrain(net: Net, x_r, y_r, x_f, cfg: NtkConfig):
         if cfg.budget > n_r:
             raise ValueError(f"argument `budget`: expected the number of landmarks m <= N_r = {n_r} for "
                              f"solver='nystrom'; got {cfg.budget!r}")
-        return ntk_solvers.nystrom(net, x_r, y_r, x_f, m=cfg.budget, key=jax.random.key(cfg.landmark_seed), **common)
+        return ntk_solvers.nystrom(jax.random.key(cfg.landmark_seed), net, x_r, y_r, x_f, m=cfg.budget, **common)
     return ntk_solvers.cg(net, x_r, y_r, x_f, iterations=cfg.budget, tol=cfg.tol, **common)
 
 
@@ -152,7 +167,9 @@ def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: NtkConfig, *,
     dtype = net_p.params["head"]["bias"][...].dtype
     f = np.flatnonzero(forget)
     total = cfg.epochs * steps_per_epoch(len(y), cfg.batch_size)
-    net, state, outputs = net_p, None, linearized_retrain_outputs(net0, x_r, y_r, x_f, cfg)
+    outputs, cost = linearized_retrain(net0, x_r, y_r, x_f, cfg)
+    relabel_seconds = time.perf_counter() - start
+    net, state = net_p, None
     for epoch in range(cfg.epochs):
         if cfg.alternate and epoch > 0:
             outputs = linearized_retrain_outputs(net, x_r, y_r, x_f, cfg)
@@ -167,4 +184,4 @@ def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: NtkConfig, *,
                                    batch_size=cfg.batch_size, epochs=epoch + 1, state=state, first_epoch=epoch,
                                    on_progress=on_progress)
     jax.block_until_ready(net.params)
-    return net, NtkInfo(time.perf_counter() - start)
+    return net, NtkInfo(time.perf_counter() - start, relabel_seconds, cost)

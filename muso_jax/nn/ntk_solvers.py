@@ -217,7 +217,7 @@ def last_layers(net0: Net, x_r, y_r, x_f, *, layers=("head",), kernel: str = "lo
 # -------------------------------------------------------------------------------------------- nystrom
 
 
-def nystrom(net0: Net, x_r, y_r, x_f, *, m: int, key, kernel: str = "logit", logit: int = 0, ridge: float = 1e-6,
+def nystrom(key, net0: Net, x_r, y_r, x_f, *, m: int, kernel: str = "logit", logit: int = 0, ridge: float = 1e-6,
             ridge_scale: str = "mean_diagonal", chunk: int = 64):
     r"""Subset of regressors on ``m`` landmarks drawn uniformly without replacement from D_r.
 
@@ -262,7 +262,7 @@ def nystrom(net0: Net, x_r, y_r, x_f, *, m: int, key, kernel: str = "logit", log
     with jax.enable_x64(True):
         t = jnp.asarray(t, jnp.float64)
         t_mm = t[:, rows]
-        s, u = jnp.linalg.eigh((t_mm + t_mm.T) / 2)
+        s, u = _linalg.eigh((t_mm + t_mm.T) / 2)
         keep = s > len(rows) * float(jnp.finfo(param_dtype(net0)).eps) * jnp.max(s)
         scale = jnp.where(keep, 1.0 / jnp.sqrt(jnp.where(keep, s, 1.0)), 0.0)
         phi = (t.T @ u) * scale[None, :]  # (N (K), m (K)) Nystrom features; dropped directions are zero columns
