@@ -5,6 +5,7 @@ NetworkCache``); nothing here prints or writes files."""
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import NamedTuple, Optional
 
@@ -59,6 +60,15 @@ class _Silent:
 
     def close(self):
         pass
+
+
+def _staged(progress, name, total, fn):
+    """``fn(tick)`` under the bar ``progress(name, total)``, closed whatever happens."""
+    bar = progress(name, total)
+    try:
+        return fn(bar.update)
+    finally:
+        bar.close()
 
 
 def grid(cfg, *, epochs: bool = True):
@@ -135,12 +145,7 @@ def prepare(setup: Setup, *, cache=None, progress=None, validation: bool = False
     key = jax.random.key(setup.seed)
     bs = setup.train.batch_size
 
-    def staged(name, total, fn):
-        bar = progress(name, total)
-        try:
-            return fn(bar.update)
-        finally:
-            bar.close()
+    staged = functools.partial(_staged, progress)
 
     def fit(description, retain, tick):
         """(net, seconds) of the training from net0 on the rows ``retain``, from the cache when given."""
@@ -211,12 +216,7 @@ def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progres
         trial.y_train
     retrain_seconds, key = trial.retrain_seconds, jax.random.key(setup.seed)
 
-    def staged(name, total, fn):
-        bar = progress(name, total)
-        try:
-            return fn(bar.update)
-        finally:
-            bar.close()
+    staged = functools.partial(_staged, progress)
 
     reference_val = measure(trial, net_r, on="validation") if tune else None
     unlearn_args = (net0, net_p, x_tr, y_tr, mask)
