@@ -333,7 +333,7 @@ def _add_setup_args(p):
     p.add_argument("--forget", type=float, default=10.0, help="percent forgotten (random scenario)")
     p.add_argument("--cls", type=int, default=3, help="class (class scenario) or fine class (subclass)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--seeds", type=int, default=1, help="run seeds seed .. seed+N-1 and report mean ± std")
+    p.add_argument("--seeds", type=int, default=1, help="run seeds seed .. seed+N-1 and report the mean and its 95%% interval")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="parameter dtype")
     p.add_argument("--precision", default="float32", choices=["float32", "bf16"],
                    help="compute dtype: bf16 keeps float32 parameters and computes in bfloat16 (for accelerators)")
@@ -431,6 +431,7 @@ def _check_setup(args):
 
     _check_seeds(args.seed, args.seeds)
     check_config(_train_config(args))
+    _ntk_config(args)  # refused even when no muso-ntk runs: a flag given is a flag checked
     if args.precision == "bf16" and args.dtype == "float64":
         raise ValueError("argument `precision`: expected float32 with --dtype float64 (bf16 computes in bfloat16 "
                          "with float32 parameters); got bf16")
@@ -438,6 +439,16 @@ def _check_setup(args):
         _check_outputs(("compile_cache", args.compile_cache, True))
         compilation.use_persistent_cache(args.compile_cache)
     return _muso_config(args), NetworkCache(args.cache)
+
+
+def _setup(args, scenario, seed):
+    """The experiment ``Setup`` of the flags for one ``(name, percent, class)`` and seed."""
+    from muso_jax.nn import experiment
+
+    name, percent, cls = scenario
+    return experiment.Setup(data=args.data, path=args.path, model=args.model, scenario=name, forget=percent, cls=cls,
+                            seed=seed, train=_train_config(args), dtype=args.dtype, precision=args.precision,
+                            scale=args.scale, train_size=args.train_size)
 
 
 def _run_seeds(args, cfg, cache, others=None, tune=False, scenario=None, tune_epochs=True, label=""):
@@ -454,10 +465,7 @@ def _run_seeds(args, cfg, cache, others=None, tune=False, scenario=None, tune_ep
     name, percent, cls = scenario or (args.scenario, args.forget, args.cls)
     runs = []
     for seed in range(args.seed, args.seed + args.seeds):
-        setup = experiment.Setup(data=args.data, path=args.path, model=args.model, scenario=name,
-                                 forget=percent, cls=cls, seed=seed, train=_train_config(args),
-                                 dtype=args.dtype, precision=args.precision, scale=args.scale,
-                                 train_size=args.train_size)
+        setup = _setup(args, (name, percent, cls), seed)
         progress = lambda stage, total, seed=seed: _progress(f"{label}seed {seed} {stage}", total, "batch",
                                                              leave=False)
         selecting = tune and seed == args.seed
@@ -480,19 +488,14 @@ def _compile_line(args, runs):
           file=sys.stderr)
 
 
-def _summary(runs, keys):
-    methods = list(runs[0]["rows"])
-    return {m: {k: (float(np.mean([r["rows"][m].get(k, np.nan) for r in runs])),
-                    float(np.std([r["rows"][m].get(k, np.nan) for r in runs]))) for k in keys} for m in methods}
-
-
 def _print_table(args, runs, summary, keys, width=22):
     first = runs[0]
+    spread = "mean ± 95% half-width (Student t)" if len(runs) > 1 else "one seed"
     print(f"\n{first['description']}\nmodel {args.model}, scenario {args.scenario}: N_f = {first['n_forget']}, "
-          f"N_r = {first['n_retain']}; {args.seeds} seed(s), mean ± std")
+          f"N_r = {first['n_retain']}; {len(runs)} seed(s), {spread}")
     print(f"{'':11}" + "".join(f"{k:>{width}}" for k in keys))
     for m, row in summary.items():
-        print(f"{m:11}" + "".join(f"{_fmt(*row[k], '8.3f'):>{width}}" for k in keys))
+        print(f"{m:11}" + "".join(f"{_interval(row[k], '8.3f'):>{width}}" for k in keys))
 
 
 def _print_definitions(runs, keys):
@@ -505,14 +508,16 @@ def _unlearn(args) -> int:
     _check_outputs(("json", args.json, False), ("cache", args.cache, True))
     cfg, cache = _check_setup(args)
     from muso_jax.io import reports
+    from muso_jax.nn import experiment
 
+    _check_scenarios(args, [(args.scenario, args.forget, args.cls)])
     runs = _run_seeds(args, cfg, cache, others={"muso-ntk": _ntk_config(args)} if args.method == "muso-ntk" else None)
     _compile_line(args, runs)
     keys = ["TA", "RA", "FA", "UA", "MIA_entropy", "MIA_efficacy", "avg_gap", "RTE_s", "dist_to_retrain",
             "head_dist_to_retrain"]
-    summary = _summary(runs, keys)
+    summary = experiment.summarize(runs, keys)
     _print_table(args, runs, summary, keys)
-    gap = {k: summary["MUSO"][k][0] - summary["Retrain"][k][0] for k in keys[:6]}
+    gap = {k: summary["MUSO"][k]["mean"] - summary["Retrain"][k]["mean"] for k in keys[:6]}
     print(f"{'MUSO-Ret.':11}" + "".join(f"{gap[k]:+22.3f}" for k in keys[:6]))
     changed0 = [r["muso"]["changed_at_start"] for r in runs]  # percent
     changed1 = [r["muso"]["changed_at_end"] for r in runs]
@@ -520,9 +525,8 @@ def _unlearn(args) -> int:
           f"{np.mean(changed1):.1f}% at the end. Projector: {cfg.projector}"
           f"{' (ABLATION: not a projector)' if cfg.projector != 'exact' else ''}.")
     _print_definitions(runs, keys)
-    reports.write_json(args.json, dict(summary={m: {k: dict(mean=v[0], std=v[1]) for k, v in row.items()}
-                                               for m, row in summary.items()},
-                                      runs=runs, args={k: str(v) for k, v in vars(args).items() if k != "run"}))
+    reports.write_json(args.json, dict(summary=summary, runs=runs,
+                                      args={k: str(v) for k, v in vars(args).items() if k != "run"}))
     print(f"wrote {args.json}")
     return 0
 
@@ -566,20 +570,19 @@ def _scenario_label(name, percent, cls) -> str:
 
 
 def _check_scenarios(args, scenarios):
-    """Refuse, before training, a class or percent that the data cannot have (from the labels only)."""
-    from muso_jax.data import forget_mask, load_images
-    from muso_jax.data.images import training_subset
+    """Refuse, before any training, a scenario, class or percent that the data cannot have."""
+    from muso_jax.nn import experiment
 
-    d = load_images(args.data, path=args.path, seed=args.seed, scale=args.scale)
-    if args.train_size is not None:
-        d = training_subset(d, args.train_size)
-    for name, percent, cls in scenarios:
-        if name == "subclass":
-            if d.coarse_train is None:
-                raise ValueError(f"argument `scenarios`: 'subclass' needs super-class labels; {args.data!r} has none")
-            forget_mask(name, d.y_train, num_classes=d.num_classes, coarse=d.coarse_train, cls=cls)
-        else:
-            forget_mask(name, d.y_train, num_classes=d.num_classes, percent=percent, cls=cls, seed=args.seed)
+    for i, scenario in enumerate(scenarios):
+        try:
+            experiment.check_setup(_setup(args, scenario, args.seed))
+        except ValueError as e:
+            inner = re.match(r"argument `(\w+)`: (.*)", str(e), re.S)
+            given = getattr(args, "scenarios", None)
+            if given is None or inner is None or inner[1] not in ("scenario", "cls", "fine", "percent"):
+                raise
+            # the scenario's fields came from --scenarios: name it, and the spec
+            raise ValueError(f"argument `scenarios`: in {given[i]!r}, {inner[2]}") from None
 
 
 def _compare(args) -> int:
@@ -592,6 +595,9 @@ def _compare(args) -> int:
         raise ValueError(f"argument `methods`: expected names from {list(experiment.METHODS)}; got {unknown}")
     if args.unlearn_epochs is not None and args.unlearn_epochs < 1:
         raise ValueError(f"argument `unlearn_epochs`: expected an integer >= 1; got {args.unlearn_epochs}")
+    if args.unlearn_epochs is not None and args.muso_epochs is not None:
+        raise ValueError(f"argument `unlearn_epochs`: expected it without --muso-epochs (it sets MUSO's epochs "
+                         f"too); got --unlearn-epochs {args.unlearn_epochs} and --muso-epochs {args.muso_epochs}")
     scenarios = _scenarios(args)
     cfg, cache = _check_setup(args)
     _check_scenarios(args, scenarios)

@@ -316,6 +316,20 @@ def test_training_subset_is_stratified_exact_in_size_and_fixed_by_its_seed():
     assert training_subset(d, len(d.y_train)) is d
 
 
+def test_training_subset_rounds_by_largest_remainder():
+    from muso_jax.data import training_subset
+    from muso_jax.data.images import ImageData
+
+    # classes of 5, 3 and 2 rows, 4 kept: shares 2.0, 1.2, 0.8 -> floors 2, 1, 0; the one row left
+    # goes to the largest remainder (0.8, class 2), not to the first class: counts 2, 1, 1.
+    y = np.array([0] * 5 + [1] * 3 + [2] * 2, np.int32)
+    x = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1)
+    d = ImageData(x, y, x[:2], y[:2], 3, None, None, "toy")
+    s = training_subset(d, 4, seed=1)
+    assert np.bincount(s.y_train, minlength=3).tolist() == [2, 1, 1]
+    assert np.array_equal(s.y_train, y[s.x_train.ravel().astype(int)])  # rows travel with their labels
+
+
 @pytest.mark.parametrize("size", [0, -1, 10**6, 2.5, True])
 def test_training_subset_refuses_a_bad_size(size):
     from muso_jax.data import load_images, training_subset

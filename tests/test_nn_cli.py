@@ -136,7 +136,11 @@ def test_compare_several_scenarios_and_seeds_with_intervals_and_one_selection(tm
     (["--scenarios", "random"], "--scenarios"),
     (["--scenarios", "class:x"], "--scenarios"),
     (["--scenarios", "random:10", "random:10"], "--scenarios"),
-    (["--scenarios", "class:12"], "--cls"),
+    (["--scenarios", "class:12"], "--scenarios"),  # the class came from --scenarios
+    (["--scenarios", "random:10", "subclass:11"], "--scenarios"),
+    (["--scenarios", "random:120"], "--scenarios"),
+    (["--unlearn-epochs", "1", "--muso-epochs", "2"], "--unlearn-epochs"),  # both set MUSO's epochs
+    (["--ntk-budget", "0"], "--ntk-budget"),
     (["--unlearn-epochs", "0"], "--unlearn-epochs"),
     (["--train-size", "0"], "--train-size"),
 ])
@@ -145,6 +149,7 @@ def test_compare_bad_scenarios_and_budgets_are_refused_before_training(bad, flag
     rc = cli.main(["compare", "--methods", "FT", "--cache", str(tmp_path / "c"), "--out", str(out), *bad])
     err = capsys.readouterr().err
     assert rc == 2 and f"argument {flag}:" in err and "Traceback" not in err
+    assert "`" not in err  # every internal argument name was translated to its flag
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
     assert not out.exists() or not any(out.iterdir())
 

@@ -111,17 +111,25 @@ class Trial(NamedTuple):
     description: str
 
 
-def prepare(setup: Setup, *, cache=None, progress=None, validation: bool = False) -> Trial:
-    """Load the data of ``setup``, draw its forget set, train (or load from ``cache``) Original and
-    Retrain from the same initialization with the same recipe. ``validation``: split the held-out
-    images by :func:`validation_split` (reported metrics on the test half). ``cache`` and
-    ``progress`` as in :func:`run_protocol`."""
-    progress = progress or (lambda stage, total: _Silent())
+@functools.lru_cache(maxsize=1)
+def _images(data, path, seed, scale, train_size):
+    """The images of one setup, loaded once per process for a run of several seeds or scenarios
+    (the arrays are shared: nothing here writes into them)."""
+    d = load_images(data, path=path, seed=seed, scale=scale)
+    return d if train_size is None else training_subset(d, train_size)
+
+
+def _forget_split(setup: Setup):
+    """``(images, training labels, test labels, classes, forget mask)`` of ``setup``, with every
+    argument checked (no training): the data-level half of :func:`prepare`."""
     if setup.model not in MODELS:
         raise ValueError(f"argument `model`: expected one of {list(MODELS)}; got {setup.model!r}")
-    d = load_images(setup.data, path=setup.path, seed=setup.seed, scale=setup.scale)
-    if setup.train_size is not None:
-        d = training_subset(d, setup.train_size)
+    if setup.dtype not in ("float32", "float64"):
+        raise ValueError(f"argument `dtype`: expected 'float32' or 'float64'; got {setup.dtype!r}")
+    if setup.precision not in PRECISIONS:
+        raise ValueError(f"argument `precision`: expected one of {list(PRECISIONS)}; got {setup.precision!r}")
+    d = _images(setup.data, None if setup.path is None else str(setup.path), setup.seed, setup.scale,
+                setup.train_size)
     y_train, y_test, k = d.y_train, d.y_test, d.num_classes
     if setup.scenario == "subclass":  # train on super-classes, forget one fine class
         if d.coarse_train is None:
@@ -131,12 +139,25 @@ def prepare(setup: Setup, *, cache=None, progress=None, validation: bool = False
     else:
         mask = forget_mask(setup.scenario, d.y_train, num_classes=k, percent=setup.forget, cls=setup.cls,
                            seed=setup.seed)
+    return d, y_train, y_test, k, mask
+
+
+def check_setup(setup: Setup) -> None:
+    """Refuse a bad ``setup`` (model, dtype, precision, data, scenario, class or percent) the way
+    :func:`prepare` would, without training anything: a run of many seeds and scenarios calls it
+    for each before the first training starts."""
+    _forget_split(setup)
+
+
+def prepare(setup: Setup, *, cache=None, progress=None, validation: bool = False) -> Trial:
+    """Load the data of ``setup``, draw its forget set, train (or load from ``cache``) Original and
+    Retrain from the same initialization with the same recipe. ``validation``: split the held-out
+    images by :func:`validation_split` (reported metrics on the test half). ``cache`` and
+    ``progress`` as in :func:`run_protocol`."""
+    progress = progress or (lambda stage, total: _Silent())
+    d, y_train, y_test, k, mask = _forget_split(setup)
     x_tr, x_te = jnp.asarray(d.x_train), jnp.asarray(d.x_test)
     y_tr, y_te = jnp.asarray(y_train), jnp.asarray(y_test)
-    if setup.dtype not in ("float32", "float64"):
-        raise ValueError(f"argument `dtype`: expected 'float32' or 'float64'; got {setup.dtype!r}")
-    if setup.precision not in PRECISIONS:
-        raise ValueError(f"argument `precision`: expected one of {list(PRECISIONS)}; got {setup.precision!r}")
     net0 = split(make_model(setup.model, d.x_train.shape[1:], k, seed=setup.seed, param_dtype=jnp.dtype(setup.dtype),
                             dtype=PRECISIONS[setup.precision]))
     # What a cache entry is, for a reader of it; the cache keys it by the arrays themselves.
