@@ -119,7 +119,7 @@ def _images(data, path, seed, scale, train_size):
     return d if train_size is None else training_subset(d, train_size)
 
 
-def _forget_split(setup: Setup):
+def load_split(setup: Setup):
     """``(images, training labels, test labels, classes, forget mask)`` of ``setup``, with every
     argument checked (no training): the data-level half of :func:`prepare`."""
     if setup.model not in MODELS:
@@ -146,7 +146,7 @@ def check_setup(setup: Setup) -> None:
     """Refuse a bad ``setup`` (model, dtype, precision, data, scenario, class or percent) the way
     :func:`prepare` would, without training anything: a run of many seeds and scenarios calls it
     for each before the first training starts."""
-    _forget_split(setup)
+    load_split(setup)
 
 
 def prepare(setup: Setup, *, cache=None, progress=None, validation: bool = False) -> Trial:
@@ -155,7 +155,7 @@ def prepare(setup: Setup, *, cache=None, progress=None, validation: bool = False
     images by :func:`validation_split` (reported metrics on the test half). ``cache`` and
     ``progress`` as in :func:`run_protocol`."""
     progress = progress or (lambda stage, total: _Silent())
-    d, y_train, y_test, k, mask = _forget_split(setup)
+    d, y_train, y_test, k, mask = load_split(setup)
     x_tr, x_te = jnp.asarray(d.x_train), jnp.asarray(d.x_test)
     y_tr, y_te = jnp.asarray(y_train), jnp.asarray(y_test)
     net0 = split(make_model(setup.model, d.x_train.shape[1:], k, seed=setup.seed, param_dtype=jnp.dtype(setup.dtype),

@@ -120,8 +120,10 @@ def _labels(net: Net, net_p: Net, x_f, R, Wp):
     return jnp.argmax(forget_logits(z_cur, z_orig, R, Wp), axis=1)
 
 
-def _percent_changed(labels, y) -> float:
-    return 100.0 * float(np.mean(np.asarray(labels) != np.asarray(y)))
+def _percent_changed(labels, y):
+    """Percent of rows whose label differs (a float, or an array under vmap)."""
+    share = 100.0 * jnp.mean(labels != jnp.asarray(y).astype(labels.dtype))
+    return float(share) if _checks.is_concrete(share) else share
 
 
 def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: MusoConfig, *,

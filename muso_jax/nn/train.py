@@ -159,7 +159,7 @@ def run_epochs(key, net: Net, x, rows: engine.Rows, knobs: engine.Knobs, *, opti
     losses = []
     for epoch in range(first_epoch, epochs):
         state, loss = run(state, x, rows, knobs, key, jnp.asarray(epoch, jnp.int32))
-        losses.append(float(loss))
+        losses.append(float(loss) if _checks.is_concrete(loss) else loss)  # an array under vmap
         if on_progress is not None:
             on_progress(steps_per_epoch(members, batch_size))
         if on_epoch is not None:

@@ -1,0 +1,119 @@
+"""Many networks at once: B models of one architecture as ONE :class:`~muso_jax.nn.state.Net`
+whose parameters carry a leading axis of size B, trained and unlearned by ``jax.vmap`` of the
+single-model functions.
+
+Every training run and unlearning method of the network path is a loop of the engine's compiled
+epoch (:mod:`muso_jax.nn.engine`) whose per-run numbers are data, so ``jax.vmap`` of the method
+over (key, initialization, original) batches each epoch into one program for the B models. The
+rows (``x``, ``y``, the forget set) are shared by the B models; keys and initializations differ.
+Under vmap every model makes exactly the steps it makes alone: the result equals a loop of the
+single-model calls (bit for bit on the CPU for training; to float32 round-off where a batched
+matrix product reassociates, as in MUSO's relabel head).
+
+A method whose relabel runs on the host (muso-ntk's float64 kernel solve, :data:`LOOPED`) runs
+as a Python loop over the B models instead; :func:`unlearn_many` says which way it ran.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from muso_jax.nn import muso_ntk
+from muso_jax.nn.state import Net, predict
+from muso_jax.nn.train import train
+
+# Methods that cannot be traced under vmap, with the reason.
+LOOPED = {muso_ntk.unlearn: "its linearized retrain solves on the host in float64 (numpy)"}
+
+
+def stack(nets: Sequence[Net]) -> Net:
+    """B networks of one architecture as one Net with a leading model axis."""
+    nets = list(nets)
+    if not nets:
+        raise ValueError("argument `nets`: expected at least one network; got none")
+    graphdef = nets[0].graphdef
+    if any(n.graphdef != graphdef for n in nets):
+        raise ValueError("argument `nets`: expected networks of one architecture; got different graphdefs")
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *[(n.params, n.rest) for n in nets])
+    return Net(graphdef, *stacked)
+
+
+def size(nets: Net) -> int:
+    """B, the number of models in a stacked Net."""
+    return int(jax.tree.leaves(nets.params)[0].shape[0])
+
+
+def member(nets: Net, b: int) -> Net:
+    """Model ``b`` of a stacked Net."""
+    return Net(nets.graphdef, *jax.tree.map(lambda a: a[b], (nets.params, nets.rest)))
+
+
+def _quiet(fn, *args):
+    """``fn(*args)`` without the warning that donated buffers are unused: under vmap the engine's
+    donated state is a batched value, copied instead of updated in place."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
+        return jax.block_until_ready(fn(*args))
+
+
+def _check_keys(keys, b: int):
+    if not (hasattr(keys, "shape") and keys.shape == (b,) and jax.dtypes.issubdtype(keys.dtype,
+                                                                                  jax.dtypes.prng_key)):
+        raise ValueError(f"argument `keys`: expected ({b},) typed PRNG keys (jax.random.split(key, {b})), one per "
+                         f"model; got {getattr(keys, 'dtype', type(keys).__name__)} of shape "
+                         f"{getattr(keys, 'shape', None)}")
+
+
+def train_many(keys, net0s: Net, x, y, cfg, *, retain=None, on_progress=None) -> Net:
+    """:func:`muso_jax.nn.train.train` of every model: model b from ``member(net0s, b)`` with
+    ``keys[b]`` on the rows ``retain`` (shared; None: all), in one vmapped epoch per epoch.
+    ``on_progress(steps)`` after each epoch of the B models together."""
+    b = size(net0s)
+    _check_keys(keys, b)
+    graphdef = net0s.graphdef
+
+    def one(key, params, rest):
+        net = train(key, Net(graphdef, params, rest), x, y, cfg, retain=retain, on_progress=on_progress)
+        return net.params, net.rest
+
+    return Net(graphdef, *_quiet(jax.vmap(one), keys, net0s.params, net0s.rest))
+
+
+def unlearn_many(method, keys, net0s: Net, net_ps: Net, x, y, forget, cfg, *,
+                 on_progress=None) -> tuple[Net, dict]:
+    """``method`` (a function of :data:`muso_jax.nn.experiment.METHODS` or ``muso.unlearn``) on
+    every model: model b unlearns ``forget`` from ``member(net_ps, b)`` with ``member(net0s, b)``
+    and ``keys[b]``. Returns the stacked unlearned Nets and ``dict(seconds, vmapped, reason)``:
+    the wall clock of the B unlearnings together (compilation included) and whether they ran
+    under vmap (else a loop, for the ``reason`` of :data:`LOOPED`). ``on_progress(steps)`` after
+    each epoch: of the B models together under vmap, of one model in the loop."""
+    b = size(net0s)
+    _check_keys(keys, b)
+    if size(net_ps) != b:
+        raise ValueError(f"argument `net_ps`: expected {b} models like `net0s`; got {size(net_ps)}")
+    graphdef = net0s.graphdef
+    start = time.perf_counter()
+    if method in LOOPED:
+        outs = [method(keys[i], member(net0s, i), member(net_ps, i), x, y, forget, cfg, on_progress=on_progress)[0]
+                for i in range(b)]
+        nets = jax.block_until_ready(stack(outs))
+    else:
+        def one(key, p0, r0, pp, rp):
+            net, _ = method(key, Net(graphdef, p0, r0), Net(graphdef, pp, rp), x, y, forget, cfg,
+                            on_progress=on_progress)
+            return net.params, net.rest
+
+        nets = Net(graphdef, *_quiet(jax.vmap(one), keys, net0s.params, net0s.rest, net_ps.params, net_ps.rest))
+    return nets, dict(seconds=time.perf_counter() - start, vmapped=method not in LOOPED,
+                      reason=LOOPED.get(method, ""))
+
+
+def predict_many(nets: Net, x, *, batch_size: int = 512) -> jax.Array:
+    """(B, N, K) evaluation-mode logits of every model on ``x``."""
+    return jax.vmap(lambda p, r: predict(Net(nets.graphdef, p, r), x, batch_size=batch_size))(nets.params,
+                                                                                               nets.rest)
