@@ -30,27 +30,31 @@ def main(argv=None):
     out = ["--out", str(args.out)]
     start = time.perf_counter()
     print(f"device: {c.device()}")
-    print("[1/7] per-sample SGD, JAX vs NumPy (aim >= 20x)")
+    print("[1/8] per-sample SGD, JAX vs NumPy (aim >= 20x)")
     _, sgd_rows = per_sample_sgd.main(out + (["--n", "500", "--widths", "64", "1024"] if args.quick else []))
-    print("[2/7] exact deletion of k rows: cached vs scratch vs SGD (aim >= 100x vs SGD)")
+    print("[2/8] exact deletion of k rows: cached vs scratch vs SGD (aim >= 100x vs SGD)")
     _, del_rows = deletion.main(out + (["--sizes", "250", "500", "--ks", "1", "10"] if args.quick else []))
     print("      the same at Gram condition ~800 (sigma = 2), where SGD needs thousands of epochs")
     _, del2_rows = deletion.main(out + ["--sigma", "2", "--name", "deletion_sigma2", "--ks", "10", "--sizes"]
                                  + (["250"] if args.quick else ["500", "1000"]))
-    print("[3/7] vmap over 16 seeds vs a Python loop (aim >= 4x)")
+    print("[3/8] vmap over 16 seeds vs a Python loop (aim >= 4x)")
     _, vmap_rows = vmap_seeds.main(out + (["--seeds", "4"] if args.quick else []))
-    print("[4/7] float32 vs float64")
+    print("[4/8] float32 vs float64")
     _, prec_rows = precision.main(out + (["--n", "300"] if args.quick else []))
-    print("[5/7] network training: the scan engine vs the previous engine vs PyTorch (images/s)")
+    print("[5/8] network training: the scan engine vs the previous engine vs PyTorch (images/s)")
     # Its own process: the network benchmark runs in float32, the linear ones above set x64.
     quick = ["--n", "1024", "--reps", "1", "--batch", "64"] if args.quick else []
     subprocess.run([sys.executable, "-m", "benchmarks.nn_engine"] + out + quick, check=True)
-    print("[6/7] empirical NTK of the digits MLP: chunked vs unchunked, time and peak memory")
+    print("[6/8] empirical NTK of the digits MLP: chunked vs unchunked, time and peak memory")
     ntk_kernel.main(out + (["--n", "200", "--n-full", "64"] if args.quick else []))
-    print("[7/7] ResNet-18 on one accelerator: float32 and bf16 images/s, MUSO vs retrain (tiny on a CPU)")
+    print("[7/8] ResNet-18 on one accelerator: float32 and bf16 images/s, MUSO vs retrain (tiny on a CPU)")
     gpu_json = args.out / "gpu.json"
     subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--out", str(gpu_json)] + (["--tiny"] if args.quick else []),
                    check=True)
+    print("[8/8] shadow networks for the privacy audit: vmap of B models vs a loop of the same models")
+    shadows_args = ["--models", "4", "--epochs", "1", "--fmnist-size", "500"] if args.quick else []
+    subprocess.run([sys.executable, "-m", "benchmarks.shadows"] + out + shadows_args, check=True)
+    shadow_rows = json.loads((args.out / "shadows.json").read_text())["rows"]
     gpu = json.loads(gpu_json.read_text())
     best = lambda rows, key: max(r[key] for r in rows if key in r)
     summary = dict(
@@ -65,6 +69,7 @@ def main(argv=None):
         float32_gaps={k: prec_rows[1][f"{k}_gap"] for k in ("oracle", "deletion", "sgd")},
         gpu_tiny=gpu["tiny"], gpu_images_per_second_float32=gpu["precisions"][0]["steady_images_per_second"],
         gpu_muso_over_retrain=gpu["muso_vs_retrain"]["ratio_muso_over_retrain"],
+        shadow_vmap_ratios={r["case"]: r["ratio_loop_over_vmap"] for r in shadow_rows},
     )
     c.save(args.out, "summary", summary)
     print(f"summary ({summary['seconds']:.0f} s): " + ", ".join(

@@ -122,7 +122,7 @@ class ULira(NamedTuple):
     positive: np.ndarray  # True: the target model unlearned the example
     roc: Roc
     auc: float
-    auc_low: float  # 95% percentile bootstrap over the audited examples
+    auc_low: float  # 95% percentile bootstrap over the target models and the audited examples
     auc_high: float
     accuracy: float  # of the best threshold
     tpr_at_1pct: float
@@ -136,8 +136,10 @@ def ulira(scores, unlearned, out, shadow, *, min_std: float = 1e-3, bootstrap: i
     on x_i and unlearned it; ``out`` (B, n): x_i was never in model b's training set (the two
     disjoint). ``shadow`` (B,): the models whose scores fit example i's two Gaussians; every
     other model is a target, and each target pair that is unlearned or out is one decision
-    (positive = unlearned). The AUC's interval resamples the examples (``bootstrap`` draws of
-    ``seed``), since the decisions of one example share its Gaussians.
+    (positive = unlearned). The AUC's interval is a two-way percentile bootstrap (``bootstrap``
+    draws of ``seed``) over the target models and the examples, each drawn with replacement: the
+    decisions of one example share its Gaussians and those of one model share its training run,
+    so neither the decision nor the example alone is an independent unit.
     """
     s = np.asarray(scores, np.float64)
     u, o, sh = np.asarray(unlearned), np.asarray(out), np.asarray(shadow)
@@ -172,12 +174,14 @@ def ulira(scores, unlearned, out, shadow, *, min_std: float = 1e-3, bootstrap: i
     n_pos, n_neg = (attacked & u).sum(), (attacked & o).sum()
     accuracy = float(np.max((curve.tpr * n_pos + (1 - curve.fpr) * n_neg) / (n_pos + n_neg)))
     rng = np.random.default_rng(seed)
+    targets = np.flatnonzero(~sh)
     draws = []
-    for _ in range(bootstrap):
+    for _ in range(bootstrap):  # two-way: target models and examples, each drawn with replacement
+        rows = rng.choice(targets, targets.size)
         cols = rng.integers(0, s.shape[1], s.shape[1])
-        a, lab = attacked[:, cols], u[:, cols]
+        a, lab = attacked[np.ix_(rows, cols)], u[np.ix_(rows, cols)]
         if (a & lab).any() and (a & ~lab).any():
-            draws.append(auc(stat[:, cols][a], lab[a]))
+            draws.append(auc(stat[np.ix_(rows, cols)][a], lab[a]))
     low, high = np.percentile(draws, [2.5, 97.5]) if draws else (np.nan, np.nan)
     return ULira(stat[attacked], u[attacked], curve, curve.auc, float(low), float(high), accuracy,
                  tpr_at_fpr(curve, 0.01), tpr_at_fpr(curve, 0.001))

@@ -40,7 +40,7 @@ FLAGS = {
     "solver": "--ntk-solver", "budget": "--ntk-budget",
     "methods": "--methods", "cache": "--cache", "batch_size": "--batch-size", "train.batch_size": "--batch-size",
     "precision": "--precision", "compile_cache": "--compile-cache", "size": "--train-size",
-    "scenarios": "--scenarios", "unlearn_epochs": "--unlearn-epochs",
+    "scenarios": "--scenarios", "unlearn_epochs": "--unlearn-epochs", "shadows_count": "--shadows",
     # several commands
     "seed": "--seed", "seeds": "--seeds", "json": "--json", "out": "--out",
 }
@@ -397,6 +397,146 @@ def _compare_parser(sub):
     p.set_defaults(run=_compare)
 
 
+def _audit_parser(sub):
+    from muso_jax.nn.experiment import METHODS
+
+    p = sub.add_parser("audit", help="per-example privacy audit: U-LiRA and the challenge's epsilon score over "
+                                     "populations of shadow models, next to Avg. Gap (docs/audit.md)")
+    _add_setup_args(p)
+    p.add_argument("--shadows", type=int, default=64,
+                   help="models per population (default 64): Original, Retrain, an independent Retrain and one "
+                        "per method, trained and unlearned together under vmap; the first half fits U-LiRA's "
+                        "per-example Gaussians, the second half is attacked")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), metavar="M",
+                   help=f"methods audited besides MUSO (default all): {', '.join(METHODS)}")
+    p.add_argument("--out", type=Path, default=Path("results/audit"), help="CSV, JSON, Markdown and PNG go here")
+    p.set_defaults(run=_audit)
+
+
+AUDIT_KEYS = ["avg_gap", "UA", "MIA_efficacy", "auc", "accuracy", "tpr_at_1pct", "tpr_at_01pct", "epsilon_quality",
+              "score", "seconds"]
+
+
+def _audit_ranks(rows):
+    """Ranks among the unlearning methods (1 = best): by Avg. Gap, by U-LiRA AUC (lower: the
+    attack does worse), by the challenge score (higher is better)."""
+    from muso_jax.nn import privacy
+
+    names = [m for m in rows if m not in ("Original", privacy.CHANCE)]
+    out = {m: {} for m in names}
+    for key, sign in (("avg_gap", 1), ("auc", 1), ("score", -1)):
+        for r, m in enumerate(sorted(names, key=lambda m: sign * rows[m][key]), start=1):
+            out[m][key] = r
+    return out
+
+
+def _audit_table(res, ranks, markdown=False):
+    head = ["method", "Avg. Gap [95% CI]", "UA", "MIA-eff.", "U-LiRA AUC [95%]", "acc.", "TPR@1%", "TPR@0.1%",
+            "eps quality", "score", "rank gap/AUC/score", f"s ({res['shadows']} models)"]
+    table = [head]
+    for m, r in res["rows"].items():
+        rk = ranks.get(m)
+        table.append([m, f"{r['avg_gap']:.2f} [{r['avg_gap_low']:.2f}, {r['avg_gap_high']:.2f}]", f"{r['UA']:.1f}",
+                      f"{r['MIA_efficacy']:.1f}", f"{r['auc']:.3f} [{r['auc_low']:.3f}, {r['auc_high']:.3f}]",
+                      f"{r['accuracy']:.3f}", f"{r['tpr_at_1pct']:.3f}", f"{r['tpr_at_01pct']:.3f}",
+                      f"{r['epsilon_quality']:.3f}", f"{r['score']:.3f}",
+                      "" if rk is None else f"{rk['avg_gap']}/{rk['auc']}/{rk['score']}",
+                      f"{r['seconds']:.1f}" + ("" if r["vmapped"] else " (loop)")])
+    if markdown:
+        return "\n".join(["| " + " | ".join(table[0]) + " |", "|---" * len(head) + "|",
+                          *["| " + " | ".join(row) + " |" for row in table[1:]]])
+    widths = [max(len(row[j]) for row in table) for j in range(len(head))]
+    return "\n".join(f"{row[0]:<{widths[0]}}" + "".join(f"  {c:>{w}}" for c, w in zip(row[1:], widths[1:]))
+                     for row in table)
+
+
+def _audit_figure(res, args):
+    from muso_jax.io import figures
+    from muso_jax.nn import privacy
+    from muso_jax.nn.experiment import MUSO_FAMILY
+
+    fig, (roc_ax, gap_ax) = figures.pyplot().subplots(1, 2, figsize=(13, 5.2))
+    floor = 1.0 / max(1, len(res["epsilons"]["MUSO"]) * (res["shadows"] - res["shadows"] // 2))
+    palette = iter(["C0", "C2", "C4", "C5", "C6", "C8", "C9", "olive", "navy", "teal"] * 2)  # no red, orange, gray
+    colors = {name: "crimson" if name == "MUSO" else "darkorange" if name in MUSO_FAMILY else "black"
+              if name == "Original" else "gray" if name == privacy.CHANCE else next(palette) for name in res["rows"]}
+    for name, curve in res["roc"].items():
+        fpr, tpr = np.maximum(curve["fpr"], floor), np.maximum(curve["tpr"], floor)
+        style = dict(linewidth=2.4 if name in MUSO_FAMILY else 1.2, color=colors[name],
+                     linestyle="--" if name in ("Original", privacy.CHANCE) else "-")
+        roc_ax.plot(fpr, tpr, label=f"{name} (AUC {res['rows'][name]['auc']:.3f})", **style)
+    roc_ax.plot([floor, 1], [floor, 1], color="lightgray", linewidth=0.8)
+    roc_ax.set(xscale="log", yscale="log", xlim=(floor, 1), ylim=(floor, 1), xlabel="false positive rate (log)",
+               ylabel="true positive rate (log)",
+               title="U-LiRA: unlearned vs retrained, per (target model, forget example)")
+    roc_ax.legend(fontsize=7, loc="lower right")
+    for name, r in res["rows"].items():
+        color = colors[name]
+        gap_ax.errorbar(r["avg_gap"], r["auc"], xerr=[[r["avg_gap"] - r["avg_gap_low"]], [r["avg_gap_high"] -
+                        r["avg_gap"]]], yerr=[[r["auc"] - r["auc_low"]], [r["auc_high"] - r["auc"]]], fmt="o",
+                        color=color, capsize=3)
+        gap_ax.annotate(name, (r["avg_gap"], r["auc"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    gap_ax.axhline(0.5, color="gray", linestyle=":", linewidth=1)
+    gap_ax.set(xlabel="Avg. Gap to Retrain (mean over the models, 95% CI)", ylabel="U-LiRA AUC (0.5 = chance)",
+               title="population metric vs per-example attack")
+    fig.suptitle(f"{args.data} / {args.model}, random {args.forget:g}% (N_f = {res['n_forget']}): "
+                 f"{res['shadows']} models per population", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _audit(args) -> int:
+    _check_outputs(("out", args.out, True))
+    from muso_jax.io import figures, reports
+    from muso_jax.nn import experiment, privacy
+
+    unknown = [m for m in args.methods if m not in experiment.METHODS]
+    if unknown:
+        raise ValueError(f"argument `methods`: expected names from {list(experiment.METHODS)}; got {unknown}")
+    if args.seeds != 1:
+        raise ValueError(f"argument `seeds`: expected 1 (the audit draws its models by --shadows); got {args.seeds}")
+    _check_seeds(args.seed, 2 * args.shadows)  # the independent Retrain population uses seed + shadows ..
+    cfg, _ = _check_setup(args)
+    scenario = (args.scenario, args.forget, args.cls)
+    _check_scenarios(args, [scenario])
+    others = {m: _ntk_config(args) if m == "muso-ntk" else experiment.DEFAULTS[m] for m in args.methods}
+    import jax
+
+    if args.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    from muso_jax import compilation
+
+    progress = lambda stage, total: _progress(f"audit {stage}", total, "batch", leave=False)
+    started = time.perf_counter()
+    with compilation.CompileCounter() as counter:
+        res = privacy.run_audit(_setup(args, scenario, args.seed), cfg, shadows_count=args.shadows, others=others,
+                                progress=progress)
+    elapsed = time.perf_counter() - started
+    res["compilation"], res["wall_seconds"] = counter.result()._asdict(), elapsed
+    ranks = _audit_ranks(res["rows"])
+    print(f"\n{res['description']}\nmodel {args.model}, {_scenario_label(*scenario)}: N_f = {res['n_forget']}, "
+          f"N_r = {res['n_retain']}; {res['shadows']} models per population ({res['shadows'] // 2} shadow, "
+          f"{res['shadows'] - res['shadows'] // 2} target); Retrain reference RA {res['reference']['RA']:.1f}, "
+          f"TA {res['reference']['TA']:.1f}")
+    print(_audit_table(res, ranks))
+    for name, why in res["looped"].items():
+        print(f"{name} ran as a loop over the models: {why}")
+    print(f"audit in {elapsed / 60:.1f} min ({res['compilation']['programs']} programs compiled in "
+          f"{res['compilation']['seconds']:.1f} s); populations: " +
+          ", ".join(f"{k} {v:.0f} s" for k, v in res["seconds"].items()))
+    reports.write_csv(args.out / "audit.csv", ["method", *AUDIT_KEYS, "avg_gap_low", "avg_gap_high", "auc_low",
+                                               "auc_high", "rank_gap", "rank_auc", "rank_score", "vmapped"],
+                      [[m, *[r[k] for k in AUDIT_KEYS], r["avg_gap_low"], r["avg_gap_high"], r["auc_low"],
+                        r["auc_high"], *([ranks[m][k] for k in ("avg_gap", "auc", "score")] if m in ranks else
+                                         ["", "", ""]), r["vmapped"]] for m, r in res["rows"].items()])
+    reports.write_json(args.out / "audit.json", dict(res, ranks=ranks, args={k: str(v) for k, v in vars(args).items()
+                                                                           if k != "run"}))
+    reports.write_text(args.out / "audit.md", _audit_table(res, ranks, markdown=True) + "\n")
+    figures.save_figure(_audit_figure(res, args), args.out / "audit.png")
+    print(f"wrote {args.out / 'audit.csv'}, audit.json, audit.md and audit.png")
+    return 0
+
+
 def _muso_config(args):
     """The authors' MUSO defaults for the scenario, with the flags given (0 is refused, never ignored)."""
     from muso_jax.nn import muso
@@ -746,6 +886,7 @@ def main(argv=None) -> int:
     _verify_parser(sub)
     _unlearn_parser(sub)
     _compare_parser(sub)
+    _audit_parser(sub)
     args = parser.parse_args(argv)
     prefix = f"muso {args.command}"
     with warnings.catch_warnings():

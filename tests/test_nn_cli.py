@@ -164,3 +164,36 @@ def test_compare_tune_selects_on_validation_and_reports_on_the_other_half(tmp_pa
     assert set(run["chosen"]) == {"MUSO", "RL"}
     assert run["chosen"]["RL"]["epochs"] in (5, 10, 20)  # from RL's grid around its 10 epochs
     assert "selected on" in capsys.readouterr().out
+
+
+def test_muso_audit_end_to_end_on_four_models(tmp_path, capsys):
+    out = tmp_path / "a"
+    rc = cli.main(["audit", "--shadows", "4", "--epochs", "1", "--muso-epochs", "1", "--methods", "GA",
+                   "--compile-cache", "none", "--out", str(out)])
+    assert rc == 0
+    res = json.loads((out / "audit.json").read_text())
+    assert list(res["rows"]) == ["Original", "Retrain (independent seeds)", "MUSO", "GA"]
+    for row in res["rows"].values():
+        assert 0 <= row["auc_low"] <= row["auc"] <= row["auc_high"] <= 1
+        assert 0 <= row["epsilon_quality"] <= 1 and row["vmapped"]
+    assert set(res["ranks"]) == {"MUSO", "GA"} and res["shadows"] == 4
+    assert len(res["epsilons"]["MUSO"]) == res["n_forget"]
+    header = (out / "audit.csv").read_text().splitlines()[0]
+    assert header.startswith("method,avg_gap,UA,MIA_efficacy,auc")
+    assert (out / "audit.png").stat().st_size > 10_000 and (out / "audit.md").read_text().startswith("| method")
+    assert "U-LiRA AUC" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad, flag", [
+    (["--shadows", "3"], "--shadows"),
+    (["--seeds", "2"], "--seeds"),
+    (["--methods", "XX"], "--methods"),
+    (["--forget", "0"], "--forget"),
+    (["--ntk-budget", "0"], "--ntk-budget"),
+])
+def test_muso_audit_bad_input_is_refused_before_training(bad, flag, tmp_path, capsys):
+    out = tmp_path / "a"
+    rc = cli.main(["audit", "--out", str(out), "--compile-cache", "none", *bad])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"argument {flag}:" in err and "Traceback" not in err and "`" not in err
+    assert not out.exists() or not any(out.iterdir())
