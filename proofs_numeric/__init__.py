@@ -16,4 +16,5 @@ MODULES = (
     "ridge_precision",
     "order_independence",
     "linearized_network",
+    "privacy_audit",
 )
