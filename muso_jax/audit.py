@@ -24,8 +24,12 @@ from typing import NamedTuple
 import numpy as np
 from scipy.stats import rankdata
 
-BUCKET = 0.5  # width of the epsilon buckets of the forgetting quality
-EPSILON_CAP = 10.0  # an infinite epsilon (both rates 0) counts as this: H = 2 / 2^21, about 1e-6
+# The challenge's buckets (organizers' metric note, Sec. 4): width 0.5 on [0, 6.5), 13 of them.
+BUCKET = 0.5
+BINS = 13
+# Perfect separation (both rates 0, epsilon = inf) is reported as the top of that range, so that
+# means over examples stay finite; it lands in the last bin either way.
+EPSILON_CAP = BUCKET * BINS
 
 
 def logit_confidence(logits, y):
@@ -37,7 +41,9 @@ def logit_confidence(logits, y):
     """
     z = np.asarray(logits, np.float64)
     y = np.asarray(y)
-    if z.ndim < 1 or y.shape != z.shape[:-1] or not np.issubdtype(y.dtype, np.integer):
+    if z.ndim < 1 or z.shape[-1] < 2:
+        raise ValueError(f"argument `logits`: expected (..., K) logits with K >= 2 classes; got shape {z.shape}")
+    if y.shape != z.shape[:-1] or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"argument `y`: expected integer labels of shape {z.shape[:-1]} (the logits' leading "
                          f"axes); got {y.dtype} of shape {y.shape}")
     if y.size and (y.min() < 0 or y.max() >= z.shape[-1]):
@@ -122,7 +128,7 @@ class ULira(NamedTuple):
     positive: np.ndarray  # True: the target model unlearned the example
     roc: Roc
     auc: float
-    auc_low: float  # 95% percentile bootstrap over the target models and the audited examples
+    auc_low: float  # 95% percentile bootstrap over target models and examples
     auc_high: float
     accuracy: float  # of the best threshold
     tpr_at_1pct: float
@@ -136,10 +142,9 @@ def ulira(scores, unlearned, out, shadow, *, min_std: float = 1e-3, bootstrap: i
     on x_i and unlearned it; ``out`` (B, n): x_i was never in model b's training set (the two
     disjoint). ``shadow`` (B,): the models whose scores fit example i's two Gaussians; every
     other model is a target, and each target pair that is unlearned or out is one decision
-    (positive = unlearned). The AUC's interval is a two-way percentile bootstrap (``bootstrap``
-    draws of ``seed``) over the target models and the examples, each drawn with replacement: the
-    decisions of one example share its Gaussians and those of one model share its training run,
-    so neither the decision nor the example alone is an independent unit.
+    (positive = unlearned). The AUC's 95% interval is a percentile bootstrap (``bootstrap``
+    draws of ``seed``) that resamples target models and examples together, since decisions
+    share both; the shadow fits stay fixed.
     """
     s = np.asarray(scores, np.float64)
     u, o, sh = np.asarray(unlearned), np.asarray(out), np.asarray(shadow)
@@ -173,11 +178,14 @@ def ulira(scores, unlearned, out, shadow, *, min_std: float = 1e-3, bootstrap: i
     curve = roc(stat[attacked], u[attacked])
     n_pos, n_neg = (attacked & u).sum(), (attacked & o).sum()
     accuracy = float(np.max((curve.tpr * n_pos + (1 - curve.fpr) * n_neg) / (n_pos + n_neg)))
+    # Decisions share a target model (its start moves all its scores) and an example (its two
+    # Gaussians): resample both, target models and examples independently (a two-way,
+    # "pigeonhole" bootstrap, Owen 2007, Ann. Appl. Stat. 1(2)), which errs on the wide side.
     rng = np.random.default_rng(seed)
     targets = np.flatnonzero(~sh)
     draws = []
-    for _ in range(bootstrap):  # two-way: target models and examples, each drawn with replacement
-        rows = rng.choice(targets, targets.size)
+    for _ in range(bootstrap):
+        rows = targets[rng.integers(0, targets.size, targets.size)]
         cols = rng.integers(0, s.shape[1], s.shape[1])
         a, lab = attacked[np.ix_(rows, cols)], u[np.ix_(rows, cols)]
         if (a & lab).any() and (a & ~lab).any():
@@ -193,9 +201,10 @@ def epsilon_from_rates(fpr, fnr, *, delta: float = 1e-5):
     .. math:: \epsilon = \max\{\log(1 - \delta - \mathrm{FPR}) - \log \mathrm{FNR},\;
               \log(1 - \delta - \mathrm{FNR}) - \log \mathrm{FPR}\}
 
-    (Kairouz et al. 2015's hypothesis-testing view, as in the challenge). A rule with exactly one
-    zero rate is discarded (NaN: a finite sample cannot bound its ratio), both rates zero give
-    +inf, and a term whose ``1 - delta - rate`` is not positive is ignored.
+    (Kairouz et al. 2015's hypothesis-testing view of DP; the challenge organizers' metric note,
+    Eq. (1) and Algorithm 1). As there, a rule with exactly one zero rate is discarded (NaN: with
+    a few hundred models such a rule is read as an artifact of the sample), both rates zero give
+    +inf (perfect separation), and a term whose ``1 - delta - rate`` is not positive is ignored.
     """
     fpr, fnr = np.asarray(fpr, np.float64), np.asarray(fnr, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -209,7 +218,10 @@ def epsilon_from_rates(fpr, fnr, *, delta: float = 1e-5):
 def per_example_epsilon(unlearned_scores, retrained_scores, *, delta: float = 1e-5, cap: float = EPSILON_CAP):
     """Per example, the largest :func:`epsilon_from_rates` over every single-threshold rule
     ("unlearned iff s > t", and "iff s <= t") and every double-threshold rule ("iff t1 < s <= t2",
-    and its complement) on the two samples, at least 0, at most ``cap``.
+    and its complement) on the two samples, at least 0, at most ``cap`` (an infinite epsilon,
+    perfect separation, is reported as ``cap``: the top of the challenge's range [0, 6.5)).
+    The strongest rule is kept, as in the organizers' Algorithm 1; the rates are the empirical
+    ones (no confidence bound), as the challenge scored its leaderboard.
 
     ``unlearned_scores`` (n, a), ``retrained_scores`` (n, b): example i's scores under a unlearned
     and b retrained models (positive = unlearned).
@@ -236,15 +248,26 @@ def per_example_epsilon(unlearned_scores, retrained_scores, *, delta: float = 1e
     return np.minimum(out, cap)
 
 
-def forgetting_quality(epsilons, *, bucket: float = BUCKET) -> float:
-    r"""The challenge's forgetting quality :math:`F = \frac1n \sum_i H(\epsilon_i)`, :math:`H(\epsilon)
-    = 2 / 2^{k}` with :math:`k = \lfloor \epsilon / \text{bucket} \rfloor + 1` the bucket index:
-    1 when every epsilon is below ``bucket``, halving with each bucket."""
+def epsilon_points(epsilons, *, bucket: float = BUCKET, bins: int = BINS):
+    r"""The challenge's points per example, :math:`H(\epsilon) = 2 / 2^{k(\epsilon)}` with
+    :math:`k = \min(\lfloor \epsilon / \text{bucket} \rfloor + 1,\ \text{bins})` the bucket
+    index: 1 below ``bucket``, halving with each bucket, the last bucket open above
+    (Triantafillou et al. 2024, arXiv 2406.09073; organizers' metric note, Sec. 4: width 0.5,
+    13 buckets on [0, 6.5)). An infinite epsilon (perfect separation) falls in the last bucket."""
     e = np.asarray(epsilons, np.float64)
-    if e.ndim != 1 or e.size == 0 or not np.all((e >= 0) & np.isfinite(e)):
-        raise ValueError(f"argument `epsilons`: expected a non-empty 1-D array of finite values >= 0; got shape "
-                         f"{e.shape}")
-    return float(np.mean(2.0 / 2.0 ** (np.floor(e / bucket) + 1)))
+    if e.ndim != 1 or e.size == 0 or np.any(np.isnan(e)) or np.any(e < 0):
+        raise ValueError(f"argument `epsilons`: expected a non-empty 1-D array of values >= 0; got shape {e.shape}"
+                         f"{' with NaN or negative values' if e.size and (np.any(np.isnan(e)) or np.any(e < 0)) else ''}")
+    if not (isinstance(bins, int) and bins >= 1) or not bucket > 0:
+        raise ValueError(f"argument `bins`/`bucket`: expected an integer >= 1 and a width > 0; got {bins!r}, {bucket!r}")
+    k = np.minimum(np.floor(np.minimum(e, bucket * bins) / bucket) + 1, bins)
+    return 2.0 / 2.0 ** k
+
+
+def forgetting_quality(epsilons, *, bucket: float = BUCKET, bins: int = BINS) -> float:
+    r"""The challenge's forgetting quality :math:`F = \frac1n \sum_i H(\epsilon_i)`, the mean of
+    :func:`epsilon_points`: 1 when every example is in the first bucket."""
+    return float(np.mean(epsilon_points(epsilons, bucket=bucket, bins=bins)))
 
 
 def challenge_score(quality, ra_unlearned, ra_retrained, ta_unlearned, ta_retrained) -> float:

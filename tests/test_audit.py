@@ -114,6 +114,11 @@ def test_per_example_epsilon_hand_computed():
     assert eps[0] == pytest.approx(math.log(1 - DELTA - 0.25) - math.log(0.25), abs=1e-12)
     # its bucket: floor(1.0986 / 0.5) + 1 = 3, H = 2 / 2^3
     assert audit.forgetting_quality(eps) == 0.25
+    # unlearned at both tails {0, 1, 8, 9}, retrained in the middle {3, 4, 5, 6}: the outside of
+    # (1.5, 7] holds every unlearned score and no retrained one, both rates 0: perfect separation,
+    # reported at the cap. No one-sided or inside rule separates them.
+    eps = audit.per_example_epsilon(np.array([[0.0, 1, 8, 9]]), np.array([[3.0, 4, 5, 6]]), delta=DELTA)
+    assert eps[0] == audit.EPSILON_CAP
 
 
 def test_epsilon_identical_samples_zero_separated_at_the_cap():
@@ -122,10 +127,19 @@ def test_epsilon_identical_samples_zero_separated_at_the_cap():
     assert np.all(audit.per_example_epsilon(u, u.copy()) == 0.0)
     assert audit.forgetting_quality(audit.per_example_epsilon(u, u.copy())) == 1.0
     far = audit.per_example_epsilon(u + 100, u)
-    assert np.all(far == audit.EPSILON_CAP) and audit.forgetting_quality(far) < 1e-5
+    assert np.all(far == audit.EPSILON_CAP) and audit.forgetting_quality(far) == 2.0 / 2.0**13
     # ordered: a larger shift is easier to detect
     small, large = (audit.per_example_epsilon(u + d, rng.normal(size=(20, 16))).mean() for d in (0.5, 2.0))
     assert small < large
+
+
+def test_forgetting_quality_buckets():
+    # width 0.5, 13 buckets, the last open above: H = 1, 1/2, 1/4, ..., 2 / 2^13
+    e = np.array([0.0, 0.49, 0.5, 1.0, 6.0, 6.49, 6.5, 100.0, np.inf])
+    k = np.array([1, 1, 2, 3, 13, 13, 13, 13, 13])
+    for eps, want in zip(e, k):
+        assert audit.forgetting_quality(np.array([eps])) == 2.0 / 2.0**want, eps
+    assert audit.forgetting_quality(np.array([0.0, 0.5])) == 0.75
 
 
 def test_challenge_score_and_refusals():
@@ -138,3 +152,27 @@ def test_challenge_score_and_refusals():
         audit.per_example_epsilon(np.zeros((3, 4)), np.zeros((2, 4)))
     with pytest.raises(ValueError, match="argument `y`: expected integer labels of shape"):
         audit.logit_confidence(np.zeros((3, 4)), np.zeros(3))
+    with pytest.raises(ValueError, match="argument `logits`: expected"):
+        audit.logit_confidence(np.zeros((3, 1)), np.zeros(3, int))
+    with pytest.raises(ValueError, match="argument `epsilons`"):
+        audit.forgetting_quality(np.array([np.nan]))
+
+
+def test_linear_shadow_models_vmap_equals_the_loop():
+    """proofs_numeric.privacy_audit.shadow_models for three seeds at once equals three single calls."""
+    import jax
+
+    from proofs_numeric import privacy_audit
+
+    phi, labels = privacy_audit.pool(jax.random.key(0), 24, 64, 3)
+    y = jax.nn.one_hot(labels[:16], 3, dtype=phi.dtype)
+    forget = np.arange(16) >= 12
+    one = jax.jit(lambda k: privacy_audit.shadow_models(k, phi[:16], y, forget, phi))
+    keys = jax.random.split(jax.random.key(1), 3)
+    outputs, gaps = jax.vmap(one)(keys)
+    for b in range(3):
+        out_b, gap_b = one(keys[b])
+        # 1e-12: the same closed forms; the batched program only reorders float64 round-off
+        np.testing.assert_allclose(outputs[b], out_b, rtol=1e-12, atol=1e-12)
+        assert abs(float(gaps[b]) - float(gap_b)) <= 1e-12
+    assert float(gaps.max()) < 1e-9  # MUSO lands on the retrain from the original's own start
