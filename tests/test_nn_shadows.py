@@ -50,8 +50,8 @@ def test_unlearn_many_equals_a_loop_of_the_method(name, batch):
     fn = muso.unlearn if name == "MUSO" else experiment.METHODS[name]
     cfg = (muso.MusoConfig() if name == "MUSO" else experiment.DEFAULTS[name])._replace(epochs=2, batch_size=16)
     many, info = shadows.unlearn_many(fn, keys, net0s, net_ps, x, y, FORGET, cfg)
-    assert info["vmapped"] == (fn not in shadows.LOOPED) and info["seconds"] > 0
-    assert info["vmapped"] or "host" in info["reason"]
+    assert info.vmapped == (fn not in shadows.LOOPED) and info.seconds > 0
+    assert info.vmapped or "host" in info.reason
     for b in range(B):
         alone, _ = fn(keys[b], nets[b], shadows.member(net_ps, b), x, y, FORGET, cfg)
         # 1e-10: float64 round-off of batched products, through two epochs of training

@@ -110,7 +110,7 @@ def run_audit(setup: experiment.Setup, muso_cfg, *, shadows_count: int = 64, oth
         folded = jax.vmap(lambda key, s=salt: jax.random.fold_in(key, s))(keys)
         populations[name], info[name] = staged(name, total, lambda tick: shadows.unlearn_many(
             fn, folded, net0, populations["Original"], x, y, forget, c, on_progress=tick))
-        seconds[name] = info[name]["seconds"]
+        seconds[name] = info[name].seconds
 
     logits = {name: {part: shadows.predict_many(nets, xs) for part, xs in (("f", x_f), ("r", x_r), ("t", x_te))}
               for name, nets in populations.items()}
@@ -145,11 +145,11 @@ def run_audit(setup: experiment.Setup, muso_cfg, *, shadows_count: int = 64, oth
                           score=float(audit.challenge_score(quality, float(ra_u.mean()), float(ra_r.mean()),
                                                             float(ta_u.mean()), float(ta_r.mean()))),
                           RA=float(ra_u.mean()), TA=float(ta_u.mean()), seconds=seconds[name],
-                          vmapped=info.get(name, dict(vmapped=True))["vmapped"])
+                          vmapped=info[name].vmapped if name in info else True)
         roc[name] = dict(fpr=np.asarray(attack.roc.fpr).tolist(), tpr=np.asarray(attack.roc.tpr).tolist())
         epsilons[name] = np.asarray(eps).tolist()
     rows = {name: rows[name] for name in ["Original", CHANCE, *methods] if name in rows}
     return dict(rows=rows, roc=roc, epsilons=epsilons, seconds=seconds, shadows=b, n_forget=int(forget.sum()),
                 n_retain=int((~forget).sum()), classes=k, description=d.description,
-                looped={name: i["reason"] for name, i in info.items() if not i["vmapped"]},
+                looped={name: i.reason for name, i in info.items() if not i.vmapped},
                 reference=dict(RA=float(acc[REFERENCE][0].mean()), TA=float(acc[REFERENCE][1].mean())))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +29,12 @@ from muso_jax.nn.train import train
 
 # Methods that cannot be traced under vmap, with the reason.
 LOOPED = {muso_ntk.unlearn: "its linearized retrain solves on the host in float64 (numpy)"}
+
+
+class ShadowInfo(NamedTuple):
+    seconds: float  # wall clock of the B unlearnings together, compilation included
+    vmapped: bool  # False: a Python loop over the models (a method of LOOPED)
+    reason: str  # why it was looped ("" under vmap)
 
 
 def stack(nets: Sequence[Net]) -> Net:
@@ -85,10 +91,10 @@ def train_many(keys, net0s: Net, x, y, cfg, *, retain=None, on_progress=None) ->
 
 
 def unlearn_many(method, keys, net0s: Net, net_ps: Net, x, y, forget, cfg, *,
-                 on_progress=None) -> tuple[Net, dict]:
+                 on_progress=None) -> tuple[Net, ShadowInfo]:
     """``method`` (a function of :data:`muso_jax.nn.experiment.METHODS` or ``muso.unlearn``) on
     every model: model b unlearns ``forget`` from ``member(net_ps, b)`` with ``member(net0s, b)``
-    and ``keys[b]``. Returns the stacked unlearned Nets and ``dict(seconds, vmapped, reason)``:
+    and ``keys[b]``. Returns the stacked unlearned Nets and a :class:`ShadowInfo`:
     the wall clock of the B unlearnings together (compilation included) and whether they ran
     under vmap (else a loop, for the ``reason`` of :data:`LOOPED`). ``on_progress(steps)`` after
     each epoch: of the B models together under vmap, of one model in the loop."""
@@ -109,8 +115,7 @@ def unlearn_many(method, keys, net0s: Net, net_ps: Net, x, y, forget, cfg, *,
             return net.params, net.rest
 
         nets = Net(graphdef, *_quiet(jax.vmap(one), keys, net0s.params, net0s.rest, net_ps.params, net_ps.rest))
-    return nets, dict(seconds=time.perf_counter() - start, vmapped=method not in LOOPED,
-                      reason=LOOPED.get(method, ""))
+    return nets, ShadowInfo(time.perf_counter() - start, method not in LOOPED, LOOPED.get(method, ""))
 
 
 def predict_many(nets: Net, x, *, batch_size: int = 512) -> jax.Array:
