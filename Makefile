@@ -7,7 +7,9 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test verify bench fashion-mnist clean
+DOCS_STAMP := $(VENV)/.installed-docs
+
+.PHONY: run test verify bench docs fashion-mnist clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +28,16 @@ verify: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks
 
+$(DOCS_STAMP): pyproject.toml $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,docs]"
+	touch $(DOCS_STAMP)
+
+# The documentation site, offline: every lesson executed in a fresh kernel; any warning, and any
+# failing cell, fails the build. Output: docs/_build/html/index.html.
+docs: $(DOCS_STAMP)
+	rm -rf docs/_build
+	$(VENV)/bin/sphinx-build -E -q -W --keep-going -j 2 -b html docs docs/_build/html
+
 # Fashion-MNIST's four idx files into /usr/share/datasets/fashion-mnist/ (the Debian package, from
 # the distribution's archive; needs root). Without apt-get: download them from Zalando Research.
 fashion-mnist:
@@ -39,4 +51,4 @@ fashion-mnist:
 	fi
 
 clean:
-	rm -rf $(VENV) results .pytest_cache .hypothesis *.egg-info
+	rm -rf $(VENV) results .pytest_cache .hypothesis *.egg-info docs/_build
