@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: run test verify bench docs fashion-mnist clean
+.PHONY: run test verify bench docs screenshots fashion-mnist clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ $(DOCS_STAMP): pyproject.toml $(STAMP)
 docs: $(DOCS_STAMP)
 	rm -rf docs/_build
 	$(VENV)/bin/sphinx-build -E -q -W --keep-going -j 2 -b html docs docs/_build/html
+
+# The built site checked for broken links and remote resources, three pages rendered by headless
+# Chromium into docs/_build/screenshots/ (needs Debian's chromium: apt-get install chromium).
+screenshots: $(STAMP)
+	$(VENV)/bin/python docs/screenshots.py
 
 # Fashion-MNIST's four idx files into /usr/share/datasets/fashion-mnist/ (the Debian package, from
 # the distribution's archive; needs root). Without apt-get: download them from Zalando Research.
