@@ -499,7 +499,7 @@ def _audit(args) -> int:
     cfg, _ = _check_setup(args)
     scenario = (args.scenario, args.forget, args.cls)
     _check_scenarios(args, [scenario])
-    others = {m: _ntk_config(args) if m == "muso-ntk" else experiment.DEFAULTS[m] for m in args.methods}
+    others = _method_configs(args)
     import jax
 
     if args.dtype == "float64":
@@ -671,6 +671,14 @@ def _unlearn(args) -> int:
     return 0
 
 
+def _method_configs(args):
+    """The configuration of each method of ``--methods`` besides head-only MUSO: the method's
+    defaults, muso-ntk's from its own flags."""
+    from muso_jax.nn import experiment
+
+    return {m: _ntk_config(args) if m == "muso-ntk" else experiment.DEFAULTS[m] for m in args.methods}
+
+
 def _ntk_config(args):
     from muso_jax.nn import muso_ntk
 
@@ -745,7 +753,7 @@ def _compare(args) -> int:
     for i, scenario in enumerate(scenarios):
         args.scenario = scenario[0]  # the MUSO defaults and the ntk config follow the scenario
         muso_cfg = _muso_config(args)
-        others = {m: _ntk_config(args) if m == "muso-ntk" else experiment.DEFAULTS[m] for m in args.methods}
+        others = _method_configs(args)
         if args.unlearn_epochs is not None:
             muso_cfg = muso_cfg._replace(epochs=args.unlearn_epochs)
             others = {m: c._replace(epochs=args.unlearn_epochs) for m, c in others.items()}

@@ -336,3 +336,22 @@ def test_training_subset_refuses_a_bad_size(size):
 
     with pytest.raises(ValueError, match="argument `size`: expected an integer in \\[1, "):
         training_subset(load_images("digits"), size)
+
+
+def test_a_data_file_replaced_within_one_process_is_read_again(tmp_path):
+    """experiment.load_split caches the images of the last setup; the cache key includes the
+    file's modification stamp, so rewriting the file is seen (it was keyed on the path alone)."""
+    import os
+
+    from muso_jax.nn import experiment
+
+    file = tmp_path / "d.npz"
+    x = np.zeros((8, 3, 3, 1), np.float32)
+    setup = experiment.Setup(data="npz", path=str(file), forget=25.0)
+    np.savez(file, x_train=x, y_train=[0, 1] * 4, x_test=x[:2], y_test=[0, 1])
+    first = experiment.load_split(setup)[0]
+    np.savez(file, x_train=x + 0.5, y_train=[0, 1] * 4, x_test=x[:2], y_test=[0, 1])
+    os.utime(file, ns=(1, 1))  # a distinct stamp even on a file system with coarse mtimes
+    second = experiment.load_split(setup)[0]
+    assert float(first.x_train.max()) == 0.0 and float(second.x_train.max()) == 0.5
+    assert experiment.load_split(setup)[0] is second  # unchanged file: the cached arrays

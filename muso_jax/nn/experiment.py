@@ -6,6 +6,7 @@ NetworkCache``); nothing here prints or writes files."""
 from __future__ import annotations
 
 import functools
+import os
 import time
 from typing import NamedTuple, Optional
 
@@ -111,12 +112,27 @@ class Trial(NamedTuple):
     description: str
 
 
+def _stamp(path) -> tuple:
+    """When the file or folder ``path`` (or the files directly in it) last changed: part of the
+    key of :func:`_images`, so a data file replaced within one process is read again."""
+    if path is None or not os.path.exists(path):
+        return ()
+    if os.path.isdir(path):
+        return tuple(sorted((e.name, e.stat().st_mtime_ns, e.stat().st_size) for e in os.scandir(path) if e.is_file()))
+    st = os.stat(path)
+    return (st.st_mtime_ns, st.st_size)
+
+
 @functools.lru_cache(maxsize=1)
-def _images(data, path, seed, scale, train_size):
-    """The images of one setup, loaded once per process for a run of several seeds or scenarios
-    (the arrays are shared: nothing here writes into them)."""
+def _cached_images(data, path, stamp, seed, scale, train_size):
     d = load_images(data, path=path, seed=seed, scale=scale)
     return d if train_size is None else training_subset(d, train_size)
+
+
+def _images(data, path, seed, scale, train_size):
+    """The images of one setup, loaded once per process for a run of several seeds or scenarios
+    (the arrays are shared: nothing here writes into them), and again when the file changed."""
+    return _cached_images(data, path, _stamp(path), seed, scale, train_size)
 
 
 def load_split(setup: Setup):
