@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (Python 3.11, pip, venv, make):
 #   make run    the main job: `muso linear`, the authors' linear experiment
 #   make test   the test suite
+#   make docs   the documentation site, every lesson executed (docs/_build/html/index.html)
 # Either one creates .venv/ and installs the pinned dependencies first.
 
 PYTHON ?= python3
@@ -19,8 +20,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/muso linear
 
+# Two worker processes: most of the suite's time is compilation, which is single-threaded.
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n 2
 
 verify: $(STAMP)
 	$(VENV)/bin/muso verify
