@@ -57,6 +57,7 @@ def retrain_many(phi, y, theta0, forget, *, ridge=0.0):
     Examples
     --------
     >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
     >>> from muso_jax import batched, closed_form
     >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
     >>> y = jax.random.normal(jax.random.key(1), (6,))
@@ -65,10 +66,9 @@ def retrain_many(phi, y, theta0, forget, *, ridge=0.0):
     >>> theta_r = batched.retrain_many(phi, y, theta0, forget)
     >>> theta_r.shape
     (2, 10)
-    >>> bool(jnp.allclose(theta_r[0], closed_form.min_norm_solution(phi[:4], y[:4], theta0), atol=1e-4))
-    True
-    >>> bool(jnp.allclose(theta_r[1], closed_form.min_norm_solution(phi[1:], y[1:], theta0), atol=1e-4))
-    True
+    >>> [np.allclose(theta_r[b], closed_form.min_norm_solution(phi, y, theta0, retain=~forget[b]),
+    ...                    atol=1e-4) for b in range(2)]
+    [True, True]
     """
     phi, y, theta0 = _validate(phi, y, theta0, ridge)
     forget = _checks.forget_sets(forget, phi.shape[0])
@@ -119,14 +119,17 @@ def min_norm_many(phi, y, theta0, *, ridge=0.0):
     Examples
     --------
     >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
     >>> from muso_jax import batched, closed_form
-    >>> phis = jax.random.normal(jax.random.key(0), (2, 6, 10))  # two feature draws
-    >>> ys = jax.random.normal(jax.random.key(1), (2, 6))
-    >>> theta0s = jnp.zeros((2, 10))
+    >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
+    >>> y = jax.random.normal(jax.random.key(1), (6,))
+    >>> theta0 = jax.random.normal(jax.random.key(2), (10,))
+    >>> phis = jnp.stack([phi, phi[::-1]])  # B = 2 problems
+    >>> ys, theta0s = jnp.stack([y, y]), jnp.stack([theta0, jnp.zeros(10)])
     >>> thetas = batched.min_norm_many(phis, ys, theta0s)
     >>> thetas.shape
     (2, 10)
-    >>> bool(jnp.allclose(thetas[1], closed_form.min_norm_solution(phis[1], ys[1], theta0s[1]), atol=1e-4))
+    >>> np.allclose(thetas[1], closed_form.min_norm_solution(phi[::-1], y, jnp.zeros(10)), atol=1e-4)
     True
     >>> batched.min_norm_many(phis, ys[:, :5], theta0s)
     Traceback (most recent call last):
@@ -199,6 +202,7 @@ def relabel_many(phi, y, theta0, forget, *, ridge=0.0):
     Examples
     --------
     >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
     >>> from muso_jax import batched, closed_form
     >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
     >>> y = jax.random.normal(jax.random.key(1), (6,))
@@ -207,11 +211,11 @@ def relabel_many(phi, y, theta0, forget, *, ridge=0.0):
     >>> y_relabeled, theta_r = batched.relabel_many(phi, y, theta0, forget)
     >>> y_relabeled.shape, theta_r.shape
     ((2, 6), (2, 10))
-    >>> bool(jnp.allclose(y_relabeled[0, :4], y[:4]))  # retained rows keep their targets
+    >>> np.allclose(y_relabeled[0, :4], y[:4])  # retained rows keep their targets
     True
     >>> theta_p = closed_form.min_norm_solution(phi, y, theta0)  # fine-tuning's limit from theta_p:
     >>> theta_u = closed_form.min_norm_solution(phi, y_relabeled[0], theta_p)
-    >>> bool(jnp.allclose(theta_u, theta_r[0], atol=1e-4))
+    >>> np.allclose(theta_u, theta_r[0], atol=1e-4)
     True
     """
     phi, y, theta0 = _validate(phi, y, theta0, ridge)

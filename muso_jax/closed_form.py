@@ -162,6 +162,7 @@ def min_norm_solution(phi, y, theta0, *, ridge=0.0, retain=None):
     Examples
     --------
     >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
     >>> from muso_jax import closed_form
     >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
     >>> y = jax.random.normal(jax.random.key(1), (6,))
@@ -169,16 +170,16 @@ def min_norm_solution(phi, y, theta0, *, ridge=0.0, retain=None):
     >>> theta = closed_form.min_norm_solution(phi, y, theta0)
     >>> theta.shape
     (10,)
-    >>> bool(jnp.allclose(phi @ theta, y, atol=1e-4))  # it interpolates
+    >>> np.allclose(phi @ theta, y, atol=1e-4)  # it interpolates
     True
     >>> step = theta - theta0  # and moves from theta0 inside the row space of Phi only
-    >>> bool(jnp.allclose(closed_form.projector(phi) @ step, step, atol=1e-4))
+    >>> np.allclose(closed_form.projector(phi) @ step, step, atol=1e-4)
     True
 
     The retrain oracle on the first four rows, by a mask (static shapes) or by slicing:
 
     >>> theta_r = closed_form.min_norm_solution(phi, y, theta0, retain=jnp.arange(6) < 4)
-    >>> bool(jnp.allclose(theta_r, closed_form.min_norm_solution(phi[:4], y[:4], theta0), atol=1e-4))
+    >>> np.allclose(theta_r, closed_form.min_norm_solution(phi[:4], y[:4], theta0), atol=1e-4)
     True
     >>> closed_form.min_norm_solution(phi, y[:5], theta0)
     Traceback (most recent call last):
@@ -239,6 +240,7 @@ def muso_labels(phi_r, y_r, phi_f, theta0, *, ridge=0.0):
     of fine-tuning (the interpolant closest to ``theta_p``) is the retrained model.
 
     >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
     >>> from muso_jax import closed_form
     >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
     >>> y = jax.random.normal(jax.random.key(1), (6,))
@@ -249,9 +251,9 @@ def muso_labels(phi_r, y_r, phi_f, theta0, *, ridge=0.0):
     >>> theta_p = closed_form.min_norm_solution(phi, y, theta0)  # the original model
     >>> theta_r = closed_form.min_norm_solution(phi[:4], y[:4], theta0)  # retrained on D_r
     >>> theta_u = closed_form.min_norm_solution(phi, y.at[4:].set(y_f_hat), theta_p)
-    >>> bool(jnp.allclose(theta_u, theta_r, atol=1e-4))
+    >>> np.allclose(theta_u, theta_r, atol=1e-4)
     True
-    >>> bool(jnp.allclose(theta_p, theta_r, atol=1e-4))  # the original model was not
+    >>> np.allclose(theta_p, theta_r, atol=1e-4)  # the original model was not
     False
     """
     phi_r, y_r, theta0 = _validate(phi_r, y_r, theta0, ridge, "phi_r", "y_r")
@@ -294,14 +296,15 @@ def projector(phi_r, *, ridge=0.0):
     Examples
     --------
     >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
     >>> from muso_jax import closed_form
     >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
     >>> P = closed_form.projector(phi)
     >>> P.shape
     (10, 10)
-    >>> bool(jnp.allclose(P @ P, P, atol=1e-4)), round(float(jnp.trace(P)), 4)  # rank 6
+    >>> np.allclose(P @ P, P, atol=1e-4), round(float(jnp.trace(P)), 4)  # rank 6
     (True, 6.0)
-    >>> bool(jnp.allclose(P @ phi.T, phi.T, atol=1e-4))  # it fixes the rows
+    >>> np.allclose(P @ phi.T, phi.T, atol=1e-4)  # it fixes the rows
     True
     """
     phi_r = _checks.array("phi_r", phi_r, ndim=(2,), what="(N_r, M) feature matrix")
@@ -357,13 +360,14 @@ def projector_labels(phi_r, phi_f, theta0, theta_p, *, ridge=0.0):
     Examples
     --------
     >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
     >>> from muso_jax import closed_form
     >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
     >>> y = jax.random.normal(jax.random.key(1), (6,))
     >>> theta0 = jax.random.normal(jax.random.key(2), (10,))
     >>> theta_p = closed_form.min_norm_solution(phi, y, theta0)  # interpolates all of D
     >>> labels = closed_form.projector_labels(phi[:4], phi[4:], theta0, theta_p)  # no y_r
-    >>> bool(jnp.allclose(labels, closed_form.muso_labels(phi[:4], y[:4], phi[4:], theta0), atol=1e-4))
+    >>> np.allclose(labels, closed_form.muso_labels(phi[:4], y[:4], phi[4:], theta0), atol=1e-4)
     True
     """
     phi_r = _checks.array("phi_r", phi_r, ndim=(2,), what="(N_r, M) feature matrix")

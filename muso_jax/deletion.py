@@ -97,6 +97,7 @@ def fit(phi, y, theta0, *, ridge=0.0) -> Factorization:
     Examples
     --------
     >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
     >>> from muso_jax import closed_form, deletion
     >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
     >>> y = jax.random.normal(jax.random.key(1), (6,))
@@ -104,7 +105,7 @@ def fit(phi, y, theta0, *, ridge=0.0) -> Factorization:
     >>> fact = deletion.fit(phi, y, theta0)
     >>> fact.H.shape, int(fact.active.sum())
     ((6, 6), 6)
-    >>> bool(jnp.allclose(fact.theta, closed_form.min_norm_solution(phi, y, theta0), atol=1e-4))
+    >>> np.allclose(fact.theta, closed_form.min_norm_solution(phi, y, theta0), atol=1e-4)
     True
     >>> deletion.fit(phi.at[5].set(phi[0]), y, theta0)  # a repeated row: no inverse to downdate
     Traceback (most recent call last):
@@ -181,6 +182,7 @@ def delete(fact: Factorization, forget) -> tuple[Factorization, DeletionCertific
     Examples
     --------
     >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
     >>> from muso_jax import closed_form, deletion
     >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
     >>> y = jax.random.normal(jax.random.key(1), (6,))
@@ -188,10 +190,13 @@ def delete(fact: Factorization, forget) -> tuple[Factorization, DeletionCertific
     >>> fact, cert = deletion.delete(deletion.fit(phi, y, theta0), [4, 5])
     >>> int(cert.deleted), int(cert.remaining), bool(cert.gap_bound < 1e-4)
     (2, 4, True)
-    >>> bool(jnp.allclose(fact.theta, closed_form.min_norm_solution(phi[:4], y[:4], theta0), atol=1e-4))
+    >>> np.allclose(fact.theta, closed_form.min_norm_solution(phi[:4], y[:4], theta0), atol=1e-4)
     True
-    >>> fact, cert = deletion.delete(fact, [0])  # the next request, on the remaining rows
-    >>> bool(jnp.allclose(fact.theta, closed_form.min_norm_solution(phi[1:4], y[1:4], theta0), atol=1e-4))
+    >>> fact, cert = deletion.delete(fact, [0, 2])  # the next request, on the remaining rows
+    >>> fact.active.tolist()
+    [False, True, False, True, False, False]
+    >>> theta_r = closed_form.min_norm_solution(phi, y, theta0, retain=fact.active)
+    >>> np.allclose(fact.theta, theta_r, atol=1e-4)
     True
     >>> deletion.delete(fact, [5])
     Traceback (most recent call last):

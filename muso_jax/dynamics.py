@@ -202,6 +202,7 @@ def sgd(
     Per-sample SGD in a shuffled order reaches the min-norm interpolant from ``theta0``:
 
     >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
     >>> from muso_jax import closed_form, dynamics
     >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
     >>> phi = phi / jnp.linalg.norm(phi, axis=1, keepdims=True)  # unit rows: lr = 1 is stable
@@ -210,7 +211,7 @@ def sgd(
     >>> theta, info = dynamics.sgd(jax.random.key(3), phi, y, theta0, tol=1e-5)
     >>> bool(info.converged), bool(info.residual <= 1e-5)
     (True, True)
-    >>> bool(jnp.allclose(theta, closed_form.min_norm_solution(phi, y, theta0), atol=1e-3))
+    >>> np.allclose(theta, closed_form.min_norm_solution(phi, y, theta0), atol=1e-3)
     True
     >>> dynamics.sgd(jax.random.key(3), phi, y, theta0, lr=10.0)
     Traceback (most recent call last):
@@ -416,6 +417,7 @@ def gd_iterate(phi, y, theta0, lr, steps):
     Examples
     --------
     >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
     >>> from muso_jax import closed_form, dynamics
     >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
     >>> phi = phi / jnp.linalg.norm(phi, axis=1, keepdims=True)  # unit rows: lr = 1 is stable
@@ -424,10 +426,10 @@ def gd_iterate(phi, y, theta0, lr, steps):
     >>> theta = theta0
     >>> for _ in range(3):  # three steps of full-batch GD by hand
     ...     theta = theta - 0.5 * phi.T @ (phi @ theta - y)
-    >>> bool(jnp.allclose(dynamics.gd_iterate(phi, y, theta0, 0.5, 3), theta, atol=1e-5))
+    >>> np.allclose(dynamics.gd_iterate(phi, y, theta0, 0.5, 3), theta, atol=1e-5)
     True
     >>> far = dynamics.gd_iterate(phi, y, theta0, 0.5, 10_000)  # t -> infinity
-    >>> bool(jnp.allclose(far, closed_form.min_norm_solution(phi, y, theta0), atol=1e-4))
+    >>> np.allclose(far, closed_form.min_norm_solution(phi, y, theta0), atol=1e-4)
     True
     >>> dynamics.gd_iterate(phi, y, theta0, 1.0, 3)
     Traceback (most recent call last):

@@ -133,6 +133,7 @@ def shard_rows(x, mesh: Mesh, *, name: str = "x") -> jax.Array:
     The closed forms take sharded inputs as they are:
 
     >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
     >>> from muso_jax import sharding
     >>> mesh = sharding.row_mesh(jax.devices()[:2])  # two devices where there are two
     >>> from muso_jax import closed_form
@@ -143,7 +144,7 @@ def shard_rows(x, mesh: Mesh, *, name: str = "x") -> jax.Array:
     >>> phi_s.sharding.spec == jax.sharding.PartitionSpec("rows")
     True
     >>> theta = closed_form.min_norm_solution(phi_s, y_s, sharding.replicate(theta0, mesh))
-    >>> bool(jnp.allclose(theta, closed_form.min_norm_solution(phi, y, theta0), atol=1e-4))
+    >>> np.allclose(theta, closed_form.min_norm_solution(phi, y, theta0), atol=1e-4)
     True
     >>> explicit = jax.make_mesh((1,), ("rows",), axis_types=(jax.sharding.AxisType.Explicit,),
     ...                          devices=jax.devices()[:1])
@@ -273,13 +274,14 @@ def gram(phi, mesh: Mesh) -> jax.Array:
     Examples
     --------
     >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
     >>> from muso_jax import sharding
     >>> mesh = sharding.row_mesh(jax.devices()[:2])  # two devices where there are two
     >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
     >>> G = sharding.gram(sharding.shard_rows(phi, mesh), mesh)
     >>> G.shape, G.sharding.spec == jax.sharding.PartitionSpec("rows")
     ((6, 6), True)
-    >>> bool(jnp.allclose(G, phi @ phi.T))
+    >>> np.allclose(G, phi @ phi.T)
     True
     """
     # Shape checks only: the finiteness check of _checks.array fetches Phi to the host, which
