@@ -231,8 +231,9 @@ def featurize(feature_map: FeatureMap, params, x: jax.Array) -> jax.Array:
     Raises
     ------
     ValueError
-        If ``feature_map`` is not a FeatureMap, ``params`` were not drawn by one of its size,
-        or ``x`` is not (N, d).
+        If ``feature_map`` is not a FeatureMap, ``params`` have no weights ``W`` of shape
+        (d, M) or (d, M / 2), or ``x`` is not (N, d). (Only that shape is checked: parameters
+        of the other kind of map can pass it.)
 
     Examples
     --------
