@@ -434,7 +434,7 @@ def gd_iterate(phi, y, theta0, lr, steps):
     >>> dynamics.gd_iterate(phi, y, theta0, 1.0, 3)
     Traceback (most recent call last):
     ...
-    ValueError: argument `lr`: expected a stable step lr < 2 / s_max(Phi)^2 = 0.88... (full-batch GD diverges above it); got 1.0
+    ValueError: argument `lr`: expected a stable step lr < 2 / s_max(Phi)^2 = ... (full-batch GD diverges above it); got 1.0
     """
     phi = _checks.array("phi", phi, ndim=(2,), what="(N, M) feature matrix")
     y = _checks.targets("y", y, phi.shape[0], "phi")
