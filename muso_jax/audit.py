@@ -38,6 +38,39 @@ def logit_confidence(logits, y):
     ``logits``: (..., K); ``y``: (...) integer labels. Computed as
     :math:`z_y - \log\sum_{k \ne y} e^{z_k}` (no probability is formed, so confident models do
     not round to infinity).
+
+    .. math::
+        \phi = \log \frac{p_y}{1 - p_y} = z_y - \log \sum_{k \ne y} e^{z_k},
+        \qquad p = \mathrm{softmax}(z)
+
+    (Carlini et al. 2022, arXiv 2112.03570, LiRA.)
+
+    Parameters
+    ----------
+    logits : (..., K) array_like
+        Logits, K >= 2 classes.
+    y : (...) int array_like
+        Labels in [0, K), of the logits' leading shape.
+
+    Returns
+    -------
+    numpy.ndarray
+        The scores, float64, of shape (...).
+
+    Raises
+    ------
+    ValueError
+        If the logits have fewer than 2 classes or the labels do not match them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from muso_jax import audit
+    >>> logits = np.array([[2.0, 0.0], [0.0, 3.0], [1.0, 0.0]])
+    >>> audit.logit_confidence(logits, np.array([0, 0, 1])).tolist()
+    [2.0, -3.0, -1.0]
+    >>> round(float(audit.logit_confidence(np.array([40.0, 0.0, 0.0]), np.array(0))), 6)  # p_y = 1 in float64
+    39.306853
     """
     z = np.asarray(logits, np.float64)
     y = np.asarray(y)
@@ -75,7 +108,41 @@ def _check_statistic(statistic, positive):
 
 
 def auc(statistic, positive) -> float:
-    """P(s+ > s-) + P(s+ = s-) / 2 over positive/negative pairs (Mann-Whitney, ties halved)."""
+    r"""P(s+ > s-) + P(s+ = s-) / 2 over positive/negative pairs (Mann-Whitney, ties halved).
+
+    .. math::
+        \mathrm{AUC} = \frac{1}{n_+ n_-} \sum_{i \in +} \sum_{j \in -}
+            \big([s_i > s_j] + \tfrac12 [s_i = s_j]\big)
+
+    Parameters
+    ----------
+    statistic : (n,) array_like
+        Finite scores; larger means more likely positive.
+    positive : (n,) bool array_like
+        The true classes; both must occur.
+
+    Returns
+    -------
+    float
+        The area under the ROC curve, in [0, 1]; 0.5 is chance.
+
+    Raises
+    ------
+    ValueError
+        If ``positive`` is not one boolean per statistic with both classes, or a statistic
+        is not finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from muso_jax import audit
+    >>> statistic = np.array([0.1, 0.4, 0.35, 0.8])
+    >>> positive = np.array([False, False, True, True])
+    >>> audit.auc(statistic, positive)  # 3 of the 4 pairs ordered correctly
+    0.75
+    >>> audit.auc(np.zeros(4), positive)  # all tied: chance
+    0.5
+    """
     s, p = _check_statistic(statistic, positive)
     ranks = rankdata(s)  # average ranks: ties count one half
     n_pos, n_neg = p.sum(), (~p).sum()
@@ -83,8 +150,43 @@ def auc(statistic, positive) -> float:
 
 
 def roc(statistic, positive) -> Roc:
-    """The ROC curve of the rule "positive iff statistic >= t" over every distinct t (larger
-    statistic = more likely positive), and its area :func:`auc`."""
+    r"""The ROC curve of the rule "positive iff statistic >= t" over every distinct t (larger
+    statistic = more likely positive), and its area :func:`auc`.
+
+    .. math::
+        \mathrm{TPR}(t) = \frac{\#\{i \in + : s_i \ge t\}}{n_+}, \qquad
+        \mathrm{FPR}(t) = \frac{\#\{i \in - : s_i \ge t\}}{n_-}
+
+    Parameters
+    ----------
+    statistic : (n,) array_like
+        Finite scores.
+    positive : (n,) bool array_like
+        The true classes; both must occur.
+
+    Returns
+    -------
+    Roc
+        ``fpr``, ``tpr`` and ``thresholds`` of shape (T,) (T - 1 distinct values; the first
+        threshold, +inf, decides nothing positive) and ``auc``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`auc`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from muso_jax import audit
+    >>> statistic = np.array([0.1, 0.4, 0.35, 0.8])
+    >>> positive = np.array([False, False, True, True])
+    >>> curve = audit.roc(statistic, positive)
+    >>> curve.fpr.tolist(), curve.tpr.tolist()
+    ([0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0])
+    >>> curve.thresholds.tolist(), curve.auc
+    ([inf, 0.8, 0.4, 0.35, 0.1], 0.75)
+    """
     s, p = _check_statistic(statistic, positive)
     order = np.argsort(-s, kind="stable")
     s, p = s[order], p[order]
@@ -96,7 +198,42 @@ def roc(statistic, positive) -> Roc:
 
 
 def tpr_at_fpr(curve: Roc, fpr: float) -> float:
-    """The largest true positive rate of ``curve`` at a false positive rate <= ``fpr``."""
+    r"""The largest true positive rate of ``curve`` at a false positive rate <= ``fpr``.
+
+    .. math::
+        \max \{\mathrm{TPR}(t) : \mathrm{FPR}(t) \le \mathrm{fpr}\}
+
+    Parameters
+    ----------
+    curve : Roc
+        From :func:`roc`.
+    fpr : float
+        The false positive rate allowed, in [0, 1].
+
+    Returns
+    -------
+    float
+        In [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If ``fpr`` is not in [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from muso_jax import audit
+    >>> statistic = np.array([0.1, 0.4, 0.35, 0.8])
+    >>> positive = np.array([False, False, True, True])
+    >>> curve = audit.roc(statistic, positive)
+    >>> audit.tpr_at_fpr(curve, 0.0), audit.tpr_at_fpr(curve, 0.5)
+    (0.5, 1.0)
+    >>> audit.tpr_at_fpr(curve, 1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `fpr`: expected a rate in [0, 1]; got 1.5
+    """
     if not 0 <= fpr <= 1:
         raise ValueError(f"argument `fpr`: expected a rate in [0, 1]; got {fpr!r}")
     return float(curve.tpr[curve.fpr <= fpr].max())
@@ -108,6 +245,37 @@ def gaussian_log_lr(target, in_scores, out_scores, *, min_std: float = 1e-3):
     ``in_scores`` (a, n), ``out_scores`` (b, n): the shadow samples (axis 0 = models), their mean
     and standard deviation (ddof 1) per example, the deviations floored at ``min_std`` (a sample
     of equal scores would otherwise give a zero variance); ``target`` (..., n) scores to classify.
+
+    .. math::
+        \Lambda(s) = \log\frac{\sigma_{out}}{\sigma_{in}}
+            - \frac{(s - \mu_{in})^2}{2\sigma_{in}^2} + \frac{(s - \mu_{out})^2}{2\sigma_{out}^2}
+
+    (U-LiRA's test, Hayes et al. 2024, arXiv 2403.01218.)
+
+    Parameters
+    ----------
+    target : (..., n) array_like
+        Scores to classify, one per example along the last axis.
+    in_scores : (a, n) array_like
+        Shadow scores of models that saw (and unlearned) each example, a >= 2.
+    out_scores : (b, n) array_like
+        Shadow scores of models that never saw it, b >= 2.
+    min_std : float, optional
+        Floor of the fitted standard deviations.
+
+    Returns
+    -------
+    numpy.ndarray
+        :math:`\Lambda`, of the shape of ``target``; > 0 leans "in".
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from muso_jax import audit
+    >>> in_scores = np.array([[0.9, -0.1], [1.1, 0.1], [1.0, 0.0]])  # means (1, 0), sd 0.1
+    >>> out_scores = np.array([[-1.0, -1.1], [-0.9, -0.9], [-1.1, -1.0]])  # means (-1, -1), sd 0.1
+    >>> [round(v, 6) for v in audit.gaussian_log_lr(np.array([1.0, -1.0]), in_scores, out_scores).tolist()]
+    [200.0, -50.0]
     """
     t = np.asarray(target, np.float64)
     return _gaussian_lr(t, *_fit(in_scores, min_std), *_fit(out_scores, min_std))
@@ -136,7 +304,7 @@ class ULira(NamedTuple):
 
 
 def ulira(scores, unlearned, out, shadow, *, min_std: float = 1e-3, bootstrap: int = 200, seed: int = 0) -> ULira:
-    """U-LiRA (Hayes et al., arXiv 2403.01218): per-example Gaussian likelihood-ratio attack.
+    r"""U-LiRA (Hayes et al., arXiv 2403.01218): per-example Gaussian likelihood-ratio attack.
 
     ``scores`` (B, n): example i's score under model b. ``unlearned`` (B, n): model b was trained
     on x_i and unlearned it; ``out`` (B, n): x_i was never in model b's training set (the two
@@ -145,6 +313,62 @@ def ulira(scores, unlearned, out, shadow, *, min_std: float = 1e-3, bootstrap: i
     (positive = unlearned). The AUC's 95% interval is a percentile bootstrap (``bootstrap``
     draws of ``seed``) that resamples target models and examples together, since decisions
     share both; the shadow fits stay fixed.
+
+    .. math::
+        \Lambda_{bi} = \log N(s_{bi}; \mu^{u}_i, \sigma^{u}_i) - \log N(s_{bi}; \mu^{o}_i, \sigma^{o}_i)
+
+    with :math:`(\mu^u_i, \sigma^u_i)` fitted on the shadow models that unlearned x_i and
+    :math:`(\mu^o_i, \sigma^o_i)` on those that never saw it; the decisions are ranked by
+    :math:`\Lambda` for the ROC. After exact unlearning the two populations are equal in
+    distribution and the AUC is 0.5 up to sampling noise.
+
+    Parameters
+    ----------
+    scores : (B, n) array_like
+        Example i's score under model b, finite.
+    unlearned : (B, n) bool array_like
+        Model b was trained on x_i and unlearned it.
+    out : (B, n) bool array_like
+        x_i was never in model b's training set (disjoint from ``unlearned``).
+    shadow : (B,) bool array_like
+        The shadow models; the others are targets.
+    min_std : float, optional
+        Floor of the fitted standard deviations.
+    bootstrap : int, optional
+        Bootstrap draws of the AUC interval.
+    seed : int, optional
+        Of the bootstrap.
+
+    Returns
+    -------
+    ULira
+        The attacked pairs' statistics and classes, the ROC, the AUC with its 95% interval,
+        the best threshold's accuracy and the TPR at 1% and 0.1% FPR.
+
+    Raises
+    ------
+    ValueError
+        If a mask does not match ``scores``, ``unlearned`` and ``out`` overlap, a score is not
+        finite, an example has fewer than 2 shadow models on a side, or no target model is on
+        one side.
+
+    Examples
+    --------
+    Eight models, four examples; models 0, 2, 4, 6 unlearned every example, the others never
+    saw them; models 0-5 are shadows, 6 and 7 the targets (8 decisions).
+
+    >>> import numpy as np
+    >>> from muso_jax import audit
+    >>> unlearned = np.zeros((8, 4), bool)
+    >>> unlearned[0::2] = True
+    >>> shadow = np.arange(8) < 6
+    >>> noise = np.random.default_rng(0).normal(size=(8, 4))
+    >>> leaky = audit.ulira(noise + 4.0 * unlearned, unlearned, ~unlearned, shadow)  # inexact
+    >>> leaky.statistic.shape, leaky.auc, leaky.accuracy
+    ((8,), 1.0, 1.0)
+    >>> exact = audit.ulira(noise, unlearned, ~unlearned, shadow)  # one distribution
+    >>> bool(exact.auc_low <= 0.5 <= exact.auc_high)
+    True
     """
     s = np.asarray(scores, np.float64)
     u, o, sh = np.asarray(unlearned), np.asarray(out), np.asarray(shadow)
@@ -205,6 +429,26 @@ def epsilon_from_rates(fpr, fnr, *, delta: float = 1e-5):
     Eq. (1) and Algorithm 1). As there, a rule with exactly one zero rate is discarded (NaN: with
     a few hundred models such a rule is read as an artifact of the sample), both rates zero give
     +inf (perfect separation), and a term whose ``1 - delta - rate`` is not positive is ignored.
+
+    Parameters
+    ----------
+    fpr, fnr : array_like
+        False positive and false negative rates in [0, 1], of one shape.
+    delta : float, optional
+        The delta of the guarantee.
+
+    Returns
+    -------
+    numpy.ndarray
+        Epsilon, of their shape: NaN for a discarded rule, +inf for perfect separation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from muso_jax import audit
+    >>> fpr, fnr = np.array([0.1, 0.0, 0.0]), np.array([0.2, 0.0, 0.5])
+    >>> audit.epsilon_from_rates(fpr, fnr, delta=0.0).round(6).tolist()  # log(0.8 / 0.1), inf, nan
+    [2.079442, inf, nan]
     """
     fpr, fnr = np.asarray(fpr, np.float64), np.asarray(fnr, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -216,7 +460,7 @@ def epsilon_from_rates(fpr, fnr, *, delta: float = 1e-5):
 
 
 def per_example_epsilon(unlearned_scores, retrained_scores, *, delta: float = 1e-5, cap: float = EPSILON_CAP):
-    """Per example, the largest :func:`epsilon_from_rates` over every single-threshold rule
+    r"""Per example, the largest :func:`epsilon_from_rates` over every single-threshold rule
     ("unlearned iff s > t", and "iff s <= t") and every double-threshold rule ("iff t1 < s <= t2",
     and its complement) on the two samples, at least 0, at most ``cap`` (an infinite epsilon,
     perfect separation, is reported as ``cap``: the top of the challenge's range [0, 6.5)).
@@ -225,6 +469,47 @@ def per_example_epsilon(unlearned_scores, retrained_scores, *, delta: float = 1e
 
     ``unlearned_scores`` (n, a), ``retrained_scores`` (n, b): example i's scores under a unlearned
     and b retrained models (positive = unlearned).
+
+    .. math::
+        \epsilon_i = \min\Big(\mathrm{cap},\ \max\big(0,\ \max_{\text{rules}}
+            \epsilon(\mathrm{FPR}, \mathrm{FNR})\big)\Big)
+
+    with :math:`\epsilon(\cdot)` of :func:`epsilon_from_rates` (Triantafillou et al. 2024,
+    arXiv 2406.09073, the NeurIPS 2023 unlearning challenge).
+
+    Parameters
+    ----------
+    unlearned_scores : (n, a) array_like
+        Finite scores of each example under a unlearned models.
+    retrained_scores : (n, b) array_like
+        Under b retrained models.
+    delta : float, optional
+        In [0, 1).
+    cap : float, optional
+        The value reported for an infinite epsilon.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n,) epsilons in [0, cap].
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not match, a score is not finite or ``delta`` is not in [0, 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from muso_jax import audit
+    >>> unlearned = np.array([[0.0, 1.0, 2.0, 3.0], [0.0, 1.0, 2.0, 3.0]])
+    >>> retrained = np.array([[0.0, 1.0, 2.0, 3.0], [10.0, 11.0, 12.0, 13.0]])
+    >>> audit.per_example_epsilon(unlearned, retrained).tolist()  # same samples; separated
+    [0.0, 6.5]
+    >>> audit.per_example_epsilon(unlearned, retrained[:1])
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `retrained_scores`: expected (n, b) samples for the n examples of `unlearned_scores` (2, 4); got shape (1, 4)
     """
     u = np.asarray(unlearned_scores, np.float64)
     r = np.asarray(retrained_scores, np.float64)
@@ -253,7 +538,35 @@ def epsilon_points(epsilons, *, bucket: float = BUCKET, bins: int = BINS):
     :math:`k = \min(\lfloor \epsilon / \text{bucket} \rfloor + 1,\ \text{bins})` the bucket
     index: 1 below ``bucket``, halving with each bucket, the last bucket open above
     (Triantafillou et al. 2024, arXiv 2406.09073; organizers' metric note, Sec. 4: width 0.5,
-    13 buckets on [0, 6.5)). An infinite epsilon (perfect separation) falls in the last bucket."""
+    13 buckets on [0, 6.5)). An infinite epsilon (perfect separation) falls in the last bucket.
+
+    Parameters
+    ----------
+    epsilons : (n,) array_like
+        Per-example epsilons >= 0 (inf allowed, NaN not).
+    bucket : float, optional
+        Bucket width > 0.
+    bins : int, optional
+        Number of buckets >= 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n,) points in (0, 1].
+
+    Raises
+    ------
+    ValueError
+        If ``epsilons`` is empty, not 1-D, or holds NaN or negative values, or ``bins`` /
+        ``bucket`` are not valid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from muso_jax import audit
+    >>> audit.epsilon_points(np.array([0.0, 0.6, 6.5, np.inf])).tolist()  # buckets 1, 2, 13, 13
+    [1.0, 0.5, 0.000244140625, 0.000244140625]
+    """
     e = np.asarray(epsilons, np.float64)
     if e.ndim != 1 or e.size == 0 or np.any(np.isnan(e)) or np.any(e < 0):
         raise ValueError(f"argument `epsilons`: expected a non-empty 1-D array of values >= 0; got shape {e.shape}"
@@ -266,14 +579,71 @@ def epsilon_points(epsilons, *, bucket: float = BUCKET, bins: int = BINS):
 
 def forgetting_quality(epsilons, *, bucket: float = BUCKET, bins: int = BINS) -> float:
     r"""The challenge's forgetting quality :math:`F = \frac1n \sum_i H(\epsilon_i)`, the mean of
-    :func:`epsilon_points`: 1 when every example is in the first bucket."""
+    :func:`epsilon_points`: 1 when every example is in the first bucket.
+
+    Parameters
+    ----------
+    epsilons : (n,) array_like
+        Per-example epsilons >= 0.
+    bucket : float, optional
+        Bucket width > 0.
+    bins : int, optional
+        Number of buckets >= 1.
+
+    Returns
+    -------
+    float
+        F, in (0, 1].
+
+    Raises
+    ------
+    ValueError
+        As :func:`epsilon_points`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from muso_jax import audit
+    >>> audit.forgetting_quality(np.array([0.0, 0.0, 0.6, 0.6]))  # (1 + 1 + 0.5 + 0.5) / 4
+    0.75
+    """
     return float(np.mean(epsilon_points(epsilons, bucket=bucket, bins=bins)))
 
 
 def challenge_score(quality, ra_unlearned, ra_retrained, ta_unlearned, ta_retrained) -> float:
     r"""The challenge's final score :math:`F \cdot \frac{RA_U}{RA_R} \cdot \frac{TA_U}{TA_R}`: the
     forgetting quality times the retain and test accuracy of the unlearned models relative to
-    the retrained ones (mean accuracies, any unit)."""
+    the retrained ones (mean accuracies, any unit).
+
+    Parameters
+    ----------
+    quality : float
+        F, from :func:`forgetting_quality`.
+    ra_unlearned, ra_retrained : float
+        Mean retain accuracies of the unlearned and retrained models (the latter > 0).
+    ta_unlearned, ta_retrained : float
+        Mean test accuracies (the latter > 0).
+
+    Returns
+    -------
+    float
+        The score.
+
+    Raises
+    ------
+    ValueError
+        If a retrained accuracy is not positive.
+
+    Examples
+    --------
+    >>> from muso_jax import audit
+    >>> round(audit.challenge_score(0.75, 99.0, 100.0, 90.0, 100.0), 6)  # 0.75 * 0.99 * 0.9
+    0.66825
+    >>> audit.challenge_score(0.75, 99.0, 0.0, 90.0, 100.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `ra_retrained`: expected an accuracy > 0; got 0.0
+    """
     for name, v in (("ra_retrained", ra_retrained), ("ta_retrained", ta_retrained)):
         if not v > 0:
             raise ValueError(f"argument `{name}`: expected an accuracy > 0; got {v!r}")

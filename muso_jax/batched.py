@@ -22,7 +22,54 @@ from muso_jax.closed_form import _gram, _validate
 
 
 def retrain_many(phi, y, theta0, forget, *, ridge=0.0):
-    """The retrained parameters for each forget mask: shape (B,) + theta0.shape."""
+    r"""The retrained parameters for each forget mask: shape (B,) + theta0.shape.
+
+    .. math::
+        \theta_{r,b} = \theta_0 + \Phi_{r_b}^\top (\Phi_{r_b}\Phi_{r_b}^\top + \epsilon I)^{-1}
+                       (y_{r_b} - \Phi_{r_b}\theta_0)
+
+    (MUSO, arXiv 2410.08557, implicit-bias lemma), one vmapped Gram solve per mask.
+
+    Parameters
+    ----------
+    phi : (N, M) array
+        Features.
+    y : (N,) or (N, K) array
+        Targets.
+    theta0 : (M,) or (M, K) array
+        Start.
+    forget : (B, N) bool array
+        One forget mask per row (True = forget); each must forget a row and keep a row.
+    ridge : float, optional
+        :math:`\epsilon \ge 0` of the solves.
+
+    Returns
+    -------
+    jax.Array
+        Shape (B, M) or (B, M, K).
+
+    Raises
+    ------
+    ValueError
+        For a bad shape (naming the argument), or a mask that is not boolean (B, N), empty or
+        total.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax import batched, closed_form
+    >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
+    >>> y = jax.random.normal(jax.random.key(1), (6,))
+    >>> theta0 = jax.random.normal(jax.random.key(2), (10,))
+    >>> forget = jnp.stack([jnp.arange(6) >= 4, jnp.arange(6) == 0])  # B = 2 forget sets
+    >>> theta_r = batched.retrain_many(phi, y, theta0, forget)
+    >>> theta_r.shape
+    (2, 10)
+    >>> [np.allclose(theta_r[b], closed_form.min_norm_solution(phi, y, theta0, retain=~forget[b]),
+    ...                    atol=1e-4) for b in range(2)]
+    [True, True]
+    """
     phi, y, theta0 = _validate(phi, y, theta0, ridge)
     forget = _checks.forget_sets(forget, phi.shape[0])
     return _retrain_many(phi, y, theta0, forget, ridge)
@@ -41,8 +88,54 @@ def _duals(phi, y, theta0, forget, ridge):
 
 
 def min_norm_many(phi, y, theta0, *, ridge=0.0):
-    """:func:`muso_jax.min_norm_solution` for B independent problems (leading axis B on every
-    argument: seeds, feature draws), in one program."""
+    r""":func:`muso_jax.min_norm_solution` for B independent problems (leading axis B on every
+    argument: seeds, feature draws), in one program.
+
+    .. math::
+        \theta_b = \theta_{0,b} + \Phi_b^\top (\Phi_b\Phi_b^\top + \epsilon I)^{-1}
+                   (y_b - \Phi_b\theta_{0,b})
+
+    Parameters
+    ----------
+    phi : (B, N, M) array
+        A batch of feature matrices.
+    y : (B, N) or (B, N, K) array
+        Their targets.
+    theta0 : (B, M) or (B, M, K) array
+        Their starts.
+    ridge : float, optional
+        :math:`\epsilon \ge 0` of every solve.
+
+    Returns
+    -------
+    jax.Array
+        Shaped like ``theta0``.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not match or ``ridge`` is negative.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax import batched, closed_form
+    >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
+    >>> y = jax.random.normal(jax.random.key(1), (6,))
+    >>> theta0 = jax.random.normal(jax.random.key(2), (10,))
+    >>> phis = jnp.stack([phi, phi[::-1]])  # B = 2 problems
+    >>> ys, theta0s = jnp.stack([y, y]), jnp.stack([theta0, jnp.zeros(10)])
+    >>> thetas = batched.min_norm_many(phis, ys, theta0s)
+    >>> thetas.shape
+    (2, 10)
+    >>> np.allclose(thetas[1], closed_form.min_norm_solution(phi[::-1], y, jnp.zeros(10)), atol=1e-4)
+    True
+    >>> batched.min_norm_many(phis, ys[:, :5], theta0s)
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `y`/`theta0`: expected shapes (B, N[, K]) and (B, M[, K]) matching `phi` (2, 6, 10); got (2, 5) and (2, 10)
+    """
     phi = _checks.array("phi", phi, ndim=(3,), what="(B, N, M) batch of feature matrices")
     y = _checks.array("y", y, ndim=(2, 3), what="(B, N) or (B, N, K) batch of targets")
     theta0 = _checks.array("theta0", theta0, ndim=(2, 3), what="(B, M) or (B, M, K) batch of starts")
@@ -70,10 +163,60 @@ def _retrain_many(phi, y, theta0, forget, ridge):
 
 
 def relabel_many(phi, y, theta0, forget, *, ridge=0.0):
-    """MUSO's relabeled targets for each forget mask, and the retrained parameters.
+    r"""MUSO's relabeled targets for each forget mask, and the retrained parameters.
 
     Returns ``(y_relabeled, theta_r)`` of shapes (B,) + y.shape and (B,) + theta0.shape:
     forget rows carry ``Phi theta_r``, retained rows their own targets.
+
+    .. math::
+        y'_b = \begin{cases} \Phi\,\theta_{r,b} & \text{forget rows} \\ y & \text{retained rows} \end{cases}
+
+    (MUSO, arXiv 2410.08557, relabeling theorem: fine-tuning on :math:`(\Phi, y'_b)` from the
+    original model converges to :math:`\theta_{r,b}`.)
+
+    Parameters
+    ----------
+    phi : (N, M) array
+        Features.
+    y : (N,) or (N, K) array
+        Targets.
+    theta0 : (M,) or (M, K) array
+        Start.
+    forget : (B, N) bool array
+        One forget mask per row (True = forget).
+    ridge : float, optional
+        :math:`\epsilon \ge 0` of the solves.
+
+    Returns
+    -------
+    y_relabeled : jax.Array
+        Shape (B,) + y.shape.
+    theta_r : jax.Array
+        Shape (B,) + theta0.shape, as :func:`retrain_many`.
+
+    Raises
+    ------
+    ValueError
+        As :func:`retrain_many`.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax import batched, closed_form
+    >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
+    >>> y = jax.random.normal(jax.random.key(1), (6,))
+    >>> theta0 = jax.random.normal(jax.random.key(2), (10,))
+    >>> forget = jnp.stack([jnp.arange(6) >= 4, jnp.arange(6) == 0])  # B = 2 forget sets
+    >>> y_relabeled, theta_r = batched.relabel_many(phi, y, theta0, forget)
+    >>> y_relabeled.shape, theta_r.shape
+    ((2, 6), (2, 10))
+    >>> np.allclose(y_relabeled[0, :4], y[:4])  # retained rows keep their targets
+    True
+    >>> theta_p = closed_form.min_norm_solution(phi, y, theta0)  # fine-tuning's limit from theta_p:
+    >>> theta_u = closed_form.min_norm_solution(phi, y_relabeled[0], theta_p)
+    >>> np.allclose(theta_u, theta_r[0], atol=1e-4)
+    True
     """
     phi, y, theta0 = _validate(phi, y, theta0, ridge)
     forget = _checks.forget_sets(forget, phi.shape[0])

@@ -24,6 +24,28 @@ def use_persistent_cache(folder: str | os.PathLike) -> None:
 
     Programs of any compile time are kept (JAX's default keeps only those over one second):
     a run compiles dozens of sub-second programs whose sum is what a second run saves.
+
+    The setting is process-global and JAX reads it once, so the example below runs in a
+    child process.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Where the compiled programs are kept.
+
+    Examples
+    --------
+    >>> import os, subprocess, sys, tempfile
+    >>> program = "; ".join([
+    ...     "import sys, jax", "from muso_jax import compilation",
+    ...     "compilation.use_persistent_cache(sys.argv[1])",
+    ...     "jax.jit(lambda x: 2 * x)(1.0).block_until_ready()"])
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     done = subprocess.run([sys.executable, "-c", program, os.path.join(folder, "jax")],
+    ...                           capture_output=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    ...     kept = os.listdir(os.path.join(folder, "jax"))
+    >>> done.returncode, len(kept) >= 1
+    (0, True)
     """
     os.makedirs(folder, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", os.fspath(folder))

@@ -70,6 +70,47 @@ def fit(phi, y, theta0, *, ridge=0.0) -> Factorization:
     Raises ``ValueError`` unless ``Phi Phi^T + eps I`` is numerically positive definite
     (full row rank, N <= M for eps = 0): a rank-deficient system has no unique inverse to
     downdate. Costs one Gram (N^2 M), one Cholesky and one inverse (N^3).
+
+    Parameters
+    ----------
+    phi : (N, M) array
+        Features of every training row.
+    y : (N,) or (N, K) array
+        Targets.
+    theta0 : (M,) or (M, K) array
+        Start.
+    ridge : float, optional
+        :math:`\epsilon \ge 0` on the Gram diagonal.
+
+    Returns
+    -------
+    Factorization
+        The data, ``H`` (N, N), ``alpha`` shaped like ``y``, every row active, and ``theta``
+        shaped like ``theta0``: :func:`muso_jax.min_norm_solution` of all rows.
+
+    Raises
+    ------
+    ValueError
+        For a bad shape or value (naming the argument), N > M with ``ridge = 0``, or a
+        numerically singular Gram.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax import closed_form, deletion
+    >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
+    >>> y = jax.random.normal(jax.random.key(1), (6,))
+    >>> theta0 = jax.random.normal(jax.random.key(2), (10,))
+    >>> fact = deletion.fit(phi, y, theta0)
+    >>> fact.H.shape, int(fact.active.sum())
+    ((6, 6), 6)
+    >>> np.allclose(fact.theta, closed_form.min_norm_solution(phi, y, theta0), atol=1e-4)
+    True
+    >>> deletion.fit(phi.at[5].set(phi[0]), y, theta0)  # a repeated row: no inverse to downdate
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `phi`: expected full row rank (a positive definite Gram Phi Phi^T + ridge I); got a numerically singular Gram ...
     """
     phi, y, theta0 = _validate(phi, y, theta0, ridge)
     n, m = phi.shape
@@ -102,7 +143,7 @@ def _bucket(k: int) -> int:
 
 
 def delete(fact: Factorization, forget) -> tuple[Factorization, DeletionCertificate]:
-    """Delete the rows ``forget`` (a forget set over the original training rows: a boolean
+    r"""Delete the rows ``forget`` (a forget set over the original training rows: a boolean
     mask or integer indices, see :func:`muso_jax._checks.forget_set`) and return the exact
     retrained model on what is left, with its certificate.
 
@@ -110,6 +151,57 @@ def delete(fact: Factorization, forget) -> tuple[Factorization, DeletionCertific
     repeated), for rows already deleted or a request that would delete every remaining row,
     and when the downdate would divide by a numerically singular block (the state is then
     unchanged).
+
+    .. math::
+        H' = H_{rr} - H_{rF} H_{FF}^{-1} H_{Fr}, \qquad
+        \alpha' = \alpha_r - H_{rF} H_{FF}^{-1} \alpha_F, \qquad
+        \theta' = \theta_0 + \Phi_r^\top \alpha'
+
+    (block elimination on the cached inverse; see the module).
+
+    Parameters
+    ----------
+    fact : Factorization
+        From :func:`fit` or an earlier :func:`delete`.
+    forget : (N,) bool array or int array
+        The rows to delete, among the N original training rows still active.
+
+    Returns
+    -------
+    fact : Factorization
+        The downdated state: ``theta`` is the retrained model on the remaining rows.
+    certificate : DeletionCertificate
+        Rows deleted and remaining, the residual of the normal equations and the bound on
+        :math:`\|\theta - \theta_r\|` it gives.
+
+    Raises
+    ------
+    ValueError
+        See above; the message names ``fact`` or ``forget``.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax import closed_form, deletion
+    >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
+    >>> y = jax.random.normal(jax.random.key(1), (6,))
+    >>> theta0 = jax.random.normal(jax.random.key(2), (10,))
+    >>> fact, cert = deletion.delete(deletion.fit(phi, y, theta0), [4, 5])
+    >>> int(cert.deleted), int(cert.remaining), bool(cert.gap_bound < 1e-4)
+    (2, 4, True)
+    >>> np.allclose(fact.theta, closed_form.min_norm_solution(phi[:4], y[:4], theta0), atol=1e-4)
+    True
+    >>> fact, cert = deletion.delete(fact, [0, 2])  # the next request, on the remaining rows
+    >>> fact.active.tolist()
+    [False, True, False, True, False, False]
+    >>> theta_r = closed_form.min_norm_solution(phi, y, theta0, retain=fact.active)
+    >>> np.allclose(fact.theta, theta_r, atol=1e-4)
+    True
+    >>> deletion.delete(fact, [5])
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `forget`: expected rows still in the training set; got already-deleted rows [5]
     """
     if not isinstance(fact, Factorization):
         raise ValueError(f"argument `fact`: expected a Factorization from deletion.fit; got {type(fact).__name__}")

@@ -140,30 +140,83 @@ def sgd(
     monitor: Optional[Callable[[jax.Array], Any]] = None,
     stop: Optional[Callable[[jax.Array], jax.Array]] = None,
 ):
-    """Train ``theta`` from ``theta0`` by (minibatch) SGD until ``||Phi theta - y|| <= tol``.
+    r"""Train ``theta`` from ``theta0`` by (minibatch) SGD until ``||Phi theta - y|| <= tol``.
 
-    Args:
-      key: PRNG key for the sample order (epoch e uses ``fold_in(key, e)``); may be None when
-        the order is deterministic (``order="cyclic"`` or full batch).
-      phi: (N, M) features. y: (N,) or (N, K) targets. theta0: (M,) or (M, K) start.
-      lr, decay: step ``lr * (t + 1) ** -decay``, t the batch index inside the epoch.
-      batch_size: rows per update; 1 is per-sample SGD, None (or >= N) full-batch GD.
-      order: "shuffle" (a fresh permutation every epoch) or "cyclic" (rows in index order).
-      tol: stop once the residual norm over the training rows is at most this.
-      max_epochs: stop after this many epochs (full-batch GD: epoch = one step).
-      checks_per_epoch: how often per epoch the residual, ``stop`` and ``monitor`` are evaluated
-        (each check costs one pass over Phi; the authors checked after every sample).
-      retain: optional boolean (N,) mask; only these rows are trained on (others are skipped,
-        and do not advance t).
-      trace: record the residual at every check.
-      monitor: optional ``theta -> pytree of arrays`` recorded at every check (e.g. the gap to
-        a reference). stop: optional ``theta -> bool``; the run ends when it is True. A fresh
-        lambda per call does not recompile: programs are keyed by the callable's code and the
-        arrays it closes over are passed as data (see :class:`_Callable`).
+    .. math::
+        \theta \leftarrow \theta - \eta\, (t + 1)^{-\text{decay}}\, \Phi_B^\top (\Phi_B \theta - y_B)
 
-    Returns:
-      ``(theta, SGDInfo)``. A divergent run raises ``ValueError``; under jit/vmap, where it
-      cannot raise, its theta is NaN and ``info.diverged`` is True.
+    on batches B of rows (see the module). A converged run lands on
+    :func:`muso_jax.min_norm_solution` from ``theta0`` (MUSO, arXiv 2410.08557, implicit-bias
+    lemma).
+
+    Parameters
+    ----------
+    key : PRNG key or None
+        For the sample order (epoch e uses ``fold_in(key, e)``); may be None when the order is
+        deterministic (``order="cyclic"`` or full batch).
+    phi : (N, M) array
+        Features.
+    y : (N,) or (N, K) array
+        Targets.
+    theta0 : (M,) or (M, K) array
+        Start.
+    lr, decay : float, optional
+        Step ``lr * (t + 1) ** -decay``, t the batch index inside the epoch.
+    batch_size : int or None, optional
+        Rows per update; 1 is per-sample SGD, None (or >= N) full-batch GD.
+    order : {"shuffle", "cyclic"}, optional
+        "shuffle" (a fresh permutation every epoch) or "cyclic" (rows in index order).
+    tol : float, optional
+        Stop once the residual norm over the training rows is at most this.
+    max_epochs : int, optional
+        Stop after this many epochs (full-batch GD: epoch = one step).
+    checks_per_epoch : int, optional
+        How often per epoch the residual, ``stop`` and ``monitor`` are evaluated (each check
+        costs one pass over Phi; the authors checked after every sample).
+    retain : (N,) bool array, optional
+        Only these rows are trained on (others are skipped, and do not advance t).
+    trace : bool, optional
+        Record the residual at every check.
+    monitor : callable, optional
+        ``theta -> pytree of arrays`` recorded at every check (e.g. the gap to a reference).
+    stop : callable, optional
+        ``theta -> bool``; the run ends when it is True. A fresh lambda per call does not
+        recompile: programs are keyed by the callable's code and the arrays it closes over are
+        passed as data (see :class:`_Callable`).
+
+    Returns
+    -------
+    theta : jax.Array
+        The trained parameters, shaped like ``theta0``.
+    info : SGDInfo
+        Steps, epochs, final residual, the flags and the traces.
+
+    Raises
+    ------
+    ValueError
+        For a bad argument (naming it) and for a divergent run. Under jit/vmap, where it
+        cannot raise, a divergent run's theta is NaN and ``info.diverged`` is True.
+
+    Examples
+    --------
+    Per-sample SGD in a shuffled order reaches the min-norm interpolant from ``theta0``:
+
+    >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax import closed_form, dynamics
+    >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
+    >>> phi = phi / jnp.linalg.norm(phi, axis=1, keepdims=True)  # unit rows: lr = 1 is stable
+    >>> y = jnp.sign(jax.random.normal(jax.random.key(1), (6,)))
+    >>> theta0 = jax.random.normal(jax.random.key(2), (10,))
+    >>> theta, info = dynamics.sgd(jax.random.key(3), phi, y, theta0, tol=1e-5)
+    >>> bool(info.converged), bool(info.residual <= 1e-5)
+    (True, True)
+    >>> np.allclose(theta, closed_form.min_norm_solution(phi, y, theta0), atol=1e-3)
+    True
+    >>> dynamics.sgd(jax.random.key(3), phi, y, theta0, lr=10.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `lr`: the run diverged with lr = 10 ...
     """
     phi = _checks.array("phi", phi, ndim=(2,), what="(N, M) feature matrix")
     y = _checks.targets("y", y, phi.shape[0], "phi")
@@ -337,6 +390,51 @@ def gd_iterate(phi, y, theta0, lr, steps):
     with ``theta_inf`` the min-norm (least-squares) solution from ``theta0``. Evaluated through
     the thin SVD ``Phi = U S V^T``: the part of ``theta0 - theta_inf`` in the row space decays as
     ``(1 - eta s_i^2)^t``, the rest never moves. ``steps`` may be traced (vmap over it).
+
+    Parameters
+    ----------
+    phi : (N, M) array
+        Features.
+    y : (N,) or (N, K) array
+        Targets.
+    theta0 : (M,) or (M, K) array
+        Start.
+    lr : float
+        Constant step :math:`\eta`, below :math:`2 / s_{\max}(\Phi)^2`.
+    steps : int or int array
+        Number of full-batch steps t >= 0.
+
+    Returns
+    -------
+    jax.Array
+        :math:`\theta_t`, shaped like ``theta0``.
+
+    Raises
+    ------
+    ValueError
+        For a bad shape, a negative ``steps`` or an unstable ``lr`` (naming it).
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax import closed_form, dynamics
+    >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
+    >>> phi = phi / jnp.linalg.norm(phi, axis=1, keepdims=True)  # unit rows: lr = 1 is stable
+    >>> y = jnp.sign(jax.random.normal(jax.random.key(1), (6,)))
+    >>> theta0 = jax.random.normal(jax.random.key(2), (10,))
+    >>> theta = theta0
+    >>> for _ in range(3):  # three steps of full-batch GD by hand
+    ...     theta = theta - 0.5 * phi.T @ (phi @ theta - y)
+    >>> np.allclose(dynamics.gd_iterate(phi, y, theta0, 0.5, 3), theta, atol=1e-5)
+    True
+    >>> far = dynamics.gd_iterate(phi, y, theta0, 0.5, 10_000)  # t -> infinity
+    >>> np.allclose(far, closed_form.min_norm_solution(phi, y, theta0), atol=1e-4)
+    True
+    >>> dynamics.gd_iterate(phi, y, theta0, 1.0, 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `lr`: expected a stable step lr < 2 / s_max(Phi)^2 = ... (full-batch GD diverges above it); got 1.0
     """
     phi = _checks.array("phi", phi, ndim=(2,), what="(N, M) feature matrix")
     y = _checks.targets("y", y, phi.shape[0], "phi")

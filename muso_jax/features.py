@@ -51,6 +51,50 @@ def random_fourier(num_frequencies: int, sigma: float, *, dtype=None) -> Feature
     so ``M = 2D`` and ``||phi(x)|| = 1`` for every x. The kernel is
     ``E[phi(x) . phi(x')] = exp(-||x - x'||^2 / (2 sigma^2))``. The MUSO paper's linear
     experiment (arXiv 2410.08557) uses D = 2500, sigma = 20 on raw 0-255 MNIST pixels.
+
+    Parameters
+    ----------
+    num_frequencies : int
+        D >= 1, the number of frequencies; the map has M = 2D features.
+    sigma : float
+        Bandwidth > 0 of the Gaussian kernel.
+    dtype : dtype, optional
+        Of the drawn frequencies (default: JAX's default float).
+
+    Returns
+    -------
+    FeatureMap
+        ``init(key, d)`` draws ``RFFParams(W)`` with W of shape (d, D); ``apply(params, x)``
+        maps one (d,) example to (2D,) features; ``kernel(x, x2)`` is the Gaussian kernel.
+
+    Raises
+    ------
+    ValueError
+        If ``num_frequencies`` is not an integer >= 1 or ``sigma`` is not positive.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax import features
+    >>> fmap = features.random_fourier(30, 2.0)
+    >>> fmap.num_features
+    60
+    >>> params = fmap.init(jax.random.key(0), 3)  # inputs of dimension d = 3
+    >>> params.W.shape
+    (3, 30)
+    >>> x = jax.random.normal(jax.random.key(1), (5, 3))
+    >>> phi = features.featurize(fmap, params, x)
+    >>> phi.shape
+    (5, 60)
+    >>> np.allclose(jnp.linalg.norm(phi, axis=1), 1.0)  # every ||phi(x)|| = 1
+    True
+    >>> round(float(fmap.kernel(x[0], x[0])), 6)
+    1.0
+    >>> features.random_fourier(0, 2.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `num_frequencies`: expected an integer >= 1; got 0
     """
     D = _checks.positive_int("num_frequencies", num_frequencies)
     _checks.positive("sigma", sigma)
@@ -80,6 +124,46 @@ def random_relu(num_features: int, *, weight_std: float = 1.0, bias_std: float =
 
     With ``u = (s_w x, s_b)`` and ``u'`` likewise, ``E[phi(x) . phi(x')] =
     ||u|| ||u'|| (sin a + (pi - a) cos a) / (2 pi)``, ``a`` the angle between ``u`` and ``u'``.
+
+    Parameters
+    ----------
+    num_features : int
+        M >= 1.
+    weight_std : float, optional
+        :math:`s_w > 0`.
+    bias_std : float, optional
+        :math:`s_b \ge 0`.
+    dtype : dtype, optional
+        Of the drawn weights (default: JAX's default float).
+
+    Returns
+    -------
+    FeatureMap
+        ``init(key, d)`` draws ``ReLUParams(W, b)`` with W (d, M) and b (M,); ``apply`` maps
+        one (d,) example to (M,) non-negative features; ``kernel`` is the arc-cosine kernel.
+
+    Raises
+    ------
+    ValueError
+        If ``num_features`` is not an integer >= 1, ``weight_std`` is not positive or
+        ``bias_std`` is negative.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from muso_jax import features
+    >>> fmap = features.random_relu(30)
+    >>> params = fmap.init(jax.random.key(0), 3)
+    >>> params.W.shape, params.b.shape
+    ((3, 30), (30,))
+    >>> phi = features.featurize(fmap, params, jax.random.normal(jax.random.key(1), (5, 3)))
+    >>> phi.shape, bool((phi >= 0).all())
+    ((5, 30), True)
+    >>> e1, e2 = jnp.array([1.0, 0.0, 0.0]), jnp.array([0.0, 1.0, 0.0])
+    >>> round(float(fmap.kernel(e1, e1)), 6)  # ||u||^2 / 2 with u = (1, 0, 0, 1)
+    1.0
+    >>> round(float(fmap.kernel(e1, e2)), 6)  # angle pi / 3 between (1, 0, 0, 1) and (0, 1, 0, 1)
+    0.608998
     """
     M = _checks.positive_int("num_features", num_features)
     _checks.positive("weight_std", weight_std)
@@ -125,7 +209,49 @@ def _inputs(name, x, d=None):
 
 
 def featurize(feature_map: FeatureMap, params, x: jax.Array) -> jax.Array:
-    """Feature matrix ``Phi`` of shape (N, M) for a batch ``x`` of shape (N, d)."""
+    r"""Feature matrix ``Phi`` of shape (N, M) for a batch ``x`` of shape (N, d).
+
+    .. math::
+        \Phi = [\phi(x_1); \dots; \phi(x_N)] \in \mathbb{R}^{N \times M}
+
+    Parameters
+    ----------
+    feature_map : FeatureMap
+        From :func:`random_fourier` or :func:`random_relu`.
+    params
+        Drawn by ``feature_map.init``.
+    x : (N, d) array
+        Inputs, d the dimension the parameters were drawn for.
+
+    Returns
+    -------
+    jax.Array
+        ``Phi``, of shape (N, M) with M = ``feature_map.num_features``.
+
+    Raises
+    ------
+    ValueError
+        If ``feature_map`` is not a FeatureMap, ``params`` have no weights ``W`` of shape
+        (d, M) or (d, M / 2), or ``x`` is not (N, d). (Only that shape is checked: parameters
+        of the other kind of map can pass it.)
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax import features
+    >>> fmap = features.random_fourier(30, 2.0)
+    >>> params = fmap.init(jax.random.key(0), 3)
+    >>> x = jax.random.normal(jax.random.key(1), (5, 3))
+    >>> features.featurize(fmap, params, x).shape
+    (5, 60)
+    >>> np.allclose(features.featurize(fmap, params, x)[0], fmap.apply(params, x[0]))
+    True
+    >>> features.featurize(fmap, params, jnp.ones((5, 4)))
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `x`: expected inputs of dimension d = 3 (the feature map's); got shape (5, 4)
+    """
     _feature_map(feature_map)
     W = getattr(params, "W", None)
     if W is None or getattr(W, "ndim", 0) != 2 or W.shape[1] not in (feature_map.num_features,
@@ -137,7 +263,46 @@ def featurize(feature_map: FeatureMap, params, x: jax.Array) -> jax.Array:
 
 
 def kernel_matrix(feature_map: FeatureMap, x: jax.Array, x2: jax.Array) -> jax.Array:
-    """Analytic kernel matrix ``K[i, j] = k(x_i, x2_j)``, shape (N, N2)."""
+    r"""Analytic kernel matrix ``K[i, j] = k(x_i, x2_j)``, shape (N, N2).
+
+    .. math::
+        K_{ij} = k(x_i, x'_j) = \lim_{M \to \infty} \phi(x_i)^\top \phi(x'_j)
+
+    Parameters
+    ----------
+    feature_map : FeatureMap
+        From :func:`random_fourier` or :func:`random_relu`.
+    x : (N, d) array
+        First inputs.
+    x2 : (N2, d) array
+        Second inputs, of the same d.
+
+    Returns
+    -------
+    jax.Array
+        ``K``, of shape (N, N2).
+
+    Raises
+    ------
+    ValueError
+        If ``feature_map`` is not a FeatureMap or the inputs are not (N, d) and (N2, d).
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax import features
+    >>> fmap = features.random_fourier(30, 2.0)
+    >>> x = jax.random.normal(jax.random.key(1), (5, 3))
+    >>> K = features.kernel_matrix(fmap, x, x[:2])
+    >>> K.shape
+    (5, 2)
+    >>> np.allclose(K[:2], K[:2].T), np.allclose(jnp.diag(K[:2]), 1.0)
+    (True, True)
+    >>> d2 = jnp.sum((x[2] - x[0]) ** 2)  # the Gaussian kernel exp(-||x - x'||^2 / (2 sigma^2))
+    >>> bool(np.isclose(K[2, 0], jnp.exp(-d2 / 8.0)))
+    True
+    """
     _feature_map(feature_map)
     x = _inputs("x", x)
     x2 = _inputs("x2", x2, x.shape[1])

@@ -88,13 +88,47 @@ def dual_coefficients(K_rr, y_r, f0_r, *, ridge=0.0):
     ``K_rr`` nonsingular, ``theta_r`` interpolates ``y_r``; when ``K_rr`` is numerically
     singular the pseudo-inverse gives the least-squares coefficients of minimum norm.
 
-    Args:
-      K_rr: (N_r, N_r) kernel of the retained rows. y_r: (N_r,) or (N_r, K) targets.
-      f0_r: outputs of the starting model ``theta0`` on the retained rows, shaped like ``y_r``.
-      ridge: epsilon >= 0 added to the kernel's diagonal (a numerical aid).
+    Parameters
+    ----------
+    K_rr : (N_r, N_r) array
+        Kernel of the retained rows, symmetric positive semi-definite.
+    y_r : (N_r,) or (N_r, K) array
+        Targets.
+    f0_r : array shaped like ``y_r``
+        Outputs of the starting model ``theta0`` on the retained rows.
+    ridge : float, optional
+        :math:`\epsilon \ge 0` added to the kernel's diagonal (a numerical aid).
 
-    Returns:
-      ``alpha_r``, shaped like ``y_r``.
+    Returns
+    -------
+    jax.Array
+        ``alpha_r``, shaped like ``y_r``.
+
+    Raises
+    ------
+    ValueError
+        If ``K_rr`` is not square, symmetric and positive semi-definite, a shape does not
+        match (naming the argument), a value is not finite or ``ridge`` is negative.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax import closed_form, kernel_form
+    >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
+    >>> y = jax.random.normal(jax.random.key(1), (6,))
+    >>> theta0 = jax.random.normal(jax.random.key(2), (10,))
+    >>> K, f0 = phi @ phi.T, phi @ theta0  # the kernel and the start's outputs: all it needs
+    >>> alpha_r = kernel_form.dual_coefficients(K[:4, :4], y[:4], f0[:4])  # retain rows 0..3
+    >>> alpha_r.shape
+    (4,)
+    >>> theta_r = theta0 + phi[:4].T @ alpha_r  # the retrained model, with no M-sized solve
+    >>> np.allclose(theta_r, closed_form.min_norm_solution(phi[:4], y[:4], theta0), atol=1e-4)
+    True
+    >>> kernel_form.dual_coefficients(phi[:4, :4], y[:4], f0[:4])  # not a Gram matrix
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `K_rr`: expected a symmetric kernel matrix; got max |K - K^T| = ...
     """
     K_rr = _gram("K_rr", K_rr)
     y_r = _checks.targets("y_r", y_r, K_rr.shape[0], "K_rr")
@@ -110,10 +144,41 @@ def retrain_outputs(K_xr, f0_x, alpha_r):
     .. math::
         f_r(x) = f_0(x) + K_{xr} \alpha_r, \qquad K_{xr} = \Phi_x \Phi_r^\top
 
-    Args:
-      K_xr: (N_x, N_r) kernel between the query points and the retained rows.
-      f0_x: (N_x,) or (N_x, K) outputs of the starting model at the query points.
-      alpha_r: (N_r,) or (N_r, K) coefficients from :func:`dual_coefficients`.
+    Parameters
+    ----------
+    K_xr : (N_x, N_r) array
+        Kernel between the query points and the retained rows.
+    f0_x : (N_x,) or (N_x, K) array
+        Outputs of the starting model at the query points.
+    alpha_r : (N_r,) or (N_r, K) array
+        Coefficients from :func:`dual_coefficients`.
+
+    Returns
+    -------
+    jax.Array
+        :math:`f_r(x)`, shaped like ``f0_x``.
+
+    Raises
+    ------
+    ValueError
+        If a shape does not match (naming the argument) or a value is not finite.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax import closed_form, kernel_form
+    >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
+    >>> y = jax.random.normal(jax.random.key(1), (6,))
+    >>> theta0 = jax.random.normal(jax.random.key(2), (10,))
+    >>> K, f0 = phi @ phi.T, phi @ theta0  # the kernel and the start's outputs: all it needs
+    >>> alpha_r = kernel_form.dual_coefficients(K[:4, :4], y[:4], f0[:4])
+    >>> f_r = kernel_form.retrain_outputs(K[:, :4], f0, alpha_r)  # at all six rows
+    >>> np.allclose(f_r[:4], y[:4], atol=1e-4)  # the retrained model fits D_r
+    True
+    >>> theta_r = closed_form.min_norm_solution(phi[:4], y[:4], theta0)
+    >>> np.allclose(f_r, phi @ theta_r, atol=1e-4)
+    True
     """
     K_xr = _checks.array("K_xr", K_xr, ndim=(2,), what="(N_x, N_r) kernel matrix")
     alpha_r = _checks.targets("alpha_r", alpha_r, K_xr.shape[1], "K_xr columns")
@@ -139,10 +204,46 @@ def muso_labels_from_kernel(K_rr, K_fr, y_r, f0_r, f0_f, *, ridge=0.0):
     plus ``(x_f, y_f_hat)`` converges to the retrained model when the full kernel is
     nonsingular. Real-valued even for classification targets.
 
-    Args:
-      K_rr: (N_r, N_r) kernel of the retained rows. K_fr: (N_f, N_r) forget-retain kernel.
-      y_r: (N_r,) or (N_r, K) targets. f0_r, f0_f: the starting model's outputs on D_r and
-        D_f, shaped like the targets. ridge: epsilon >= 0 of the solve.
+    Parameters
+    ----------
+    K_rr : (N_r, N_r) array
+        Kernel of the retained rows, symmetric positive semi-definite.
+    K_fr : (N_f, N_r) array
+        Forget-retain kernel.
+    y_r : (N_r,) or (N_r, K) array
+        Targets.
+    f0_r : array shaped like ``y_r``
+        The starting model's outputs on D_r.
+    f0_f : (N_f,) or (N_f, K) array
+        The starting model's outputs on D_f.
+    ridge : float, optional
+        :math:`\epsilon \ge 0` of the solve.
+
+    Returns
+    -------
+    jax.Array
+        :math:`\hat y_f`, shaped like ``f0_f``.
+
+    Raises
+    ------
+    ValueError
+        If ``K_rr`` is not a Gram matrix, a shape does not match (naming the argument), a
+        value is not finite or ``ridge`` is negative.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax import closed_form, kernel_form
+    >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
+    >>> y = jax.random.normal(jax.random.key(1), (6,))
+    >>> theta0 = jax.random.normal(jax.random.key(2), (10,))
+    >>> K, f0 = phi @ phi.T, phi @ theta0  # the kernel and the start's outputs: all it needs
+    >>> labels = kernel_form.muso_labels_from_kernel(K[:4, :4], K[4:, :4], y[:4], f0[:4], f0[4:])
+    >>> labels.shape
+    (2,)
+    >>> np.allclose(labels, closed_form.muso_labels(phi[:4], y[:4], phi[4:], theta0), atol=1e-4)
+    True
     """
     K_rr = _gram("K_rr", K_rr)
     y_r = _checks.targets("y_r", y_r, K_rr.shape[0], "K_rr")
@@ -186,8 +287,38 @@ def parameter_gap(K, alpha_a, alpha_b):
     the certificate of exact unlearning in parameter space (MUSO, arXiv 2410.08557) without
     forming the parameters.
 
-    Args:
-      K: (N, N) kernel of all rows. alpha_a, alpha_b: (N,) or (N, K) coefficients.
+    Parameters
+    ----------
+    K : (N, N) array
+        Kernel of all rows, symmetric positive semi-definite.
+    alpha_a, alpha_b : (N,) or (N, K) arrays
+        Coefficients of the two models, of one shape.
+
+    Returns
+    -------
+    jax.Array
+        A non-negative scalar, :math:`\|\theta_a - \theta_b\|`.
+
+    Raises
+    ------
+    ValueError
+        If ``K`` is not a Gram matrix or the shapes do not match (naming the argument).
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax import closed_form, kernel_form
+    >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
+    >>> y = jax.random.normal(jax.random.key(1), (6,))
+    >>> theta0 = jax.random.normal(jax.random.key(2), (10,))
+    >>> K, f0 = phi @ phi.T, phi @ theta0  # the kernel and the start's outputs: all it needs
+    >>> alpha_p = kernel_form.dual_coefficients(K, y, f0)  # the original model, on all rows
+    >>> alpha_r = jnp.zeros(6).at[:4].set(kernel_form.dual_coefficients(K[:4, :4], y[:4], f0[:4]))
+    >>> gap = kernel_form.parameter_gap(K, alpha_p, alpha_r)
+    >>> theta_p, theta_r = theta0 + phi.T @ alpha_p, theta0 + phi.T @ alpha_r
+    >>> bool(np.isclose(gap, jnp.linalg.norm(theta_p - theta_r), rtol=1e-4))
+    True
     """
     K, alpha_a, alpha_b = _coefficient_pair(K, alpha_a, alpha_b, ("alpha_a", "alpha_b"))
     return _gap(K, alpha_a - alpha_b)
@@ -203,6 +334,37 @@ def relative_gap_from_kernel(K, alpha_u, alpha_r, alpha_p):
     ``alpha_u``: the unlearned model, ``alpha_r``: the retrained one (zero on D_f),
     ``alpha_p``: the original one; all over the same N rows (MUSO, arXiv 2410.08557). Guarded
     as :func:`muso_jax.gaps.ratio`: 0 or inf, never NaN, when ``alpha_p`` gives ``theta_r``.
+
+    Parameters
+    ----------
+    K : (N, N) array
+        Kernel of all rows, symmetric positive semi-definite.
+    alpha_u, alpha_r, alpha_p : (N,) or (N, K) arrays
+        Coefficients of the unlearned, retrained and original models, of one shape.
+
+    Returns
+    -------
+    jax.Array
+        A non-negative scalar: 0 for exact unlearning, 1 for no progress.
+
+    Raises
+    ------
+    ValueError
+        If ``K`` is not a Gram matrix or the shapes do not match (naming the argument).
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from muso_jax import closed_form, kernel_form
+    >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
+    >>> y = jax.random.normal(jax.random.key(1), (6,))
+    >>> theta0 = jax.random.normal(jax.random.key(2), (10,))
+    >>> K, f0 = phi @ phi.T, phi @ theta0  # the kernel and the start's outputs: all it needs
+    >>> alpha_p = kernel_form.dual_coefficients(K, y, f0)
+    >>> alpha_r = jnp.zeros(6).at[:4].set(kernel_form.dual_coefficients(K[:4, :4], y[:4], f0[:4]))
+    >>> [round(float(kernel_form.relative_gap_from_kernel(K, a, alpha_r, alpha_p)), 6)
+    ...  for a in (alpha_p, alpha_r, (alpha_p + alpha_r) / 2)]
+    [1.0, 0.0, 0.5]
     """
     K, alpha_u, alpha_r = _coefficient_pair(K, alpha_u, alpha_r, ("alpha_u", "alpha_r"))
     alpha_p = _like("alpha_p", alpha_p, alpha_u, "alpha_u").astype(K.dtype)

