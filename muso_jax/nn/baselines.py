@@ -202,7 +202,7 @@ def gradient_ascent(key, net0, net_p, x, y, forget, cfg, on_progress):
     >>> net_u, info = baselines.gradient_ascent(jax.random.key(1), net0, net_p, x, y, forget, cfg)
     >>> info.seconds >= 0, same(net_u, net_p)
     (True, False)
-    >>> x_hidden = np.where(forget[:, None], x, 0.0)  # nor on D_r's
+    >>> x_hidden = np.where(forget[:, None], x, 0.0)  # the result does not depend on D_r's inputs
     >>> same(net_u, baselines.gradient_ascent(jax.random.key(1), net0, net_p, x_hidden, y, forget, cfg)[0])
     True
     """
