@@ -348,8 +348,9 @@ def kernel(net: Net, x1, x2=None, *, chunk: int = 32, output=None, layers=None):
     .. math::
         \Theta_{ia,jb} = \sum_{\rm params} \partial_p f_a(x_i)\, \partial_p f_b(x_j)
 
-    (the empirical NTK, Jacot et al. 2018, arXiv 1806.07572, at fixed parameters; the kernel of the linearized
-    network, Lee et al., arXiv 1902.06720, that MUSO's theory applies to, arXiv 2410.08557).
+    (the neural tangent kernel of Jacot et al. 2018, arXiv 1806.07572, at fixed parameters:
+    the kernel of the linearized network, Lee et al., arXiv 1902.06720, that MUSO's theory
+    applies to, arXiv 2410.08557).
 
     Parameters
     ----------
