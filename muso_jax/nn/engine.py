@@ -297,7 +297,7 @@ def _per_row_loss(logits, z, rows: Rows, knobs: Knobs):
 
 
 def step(graphdef, family: str, state: State, xb, valid, rows: Rows, knobs: Knobs):
-    """One optimizer step on a batch (``valid``: (B,) booleans; the others are padding).
+    r"""One optimizer step on a batch (``valid``: (B,) booleans; the others are padding).
 
     Padding rows count neither in the loss nor in BatchNorm's batch statistics: the step equals
     one on the valid rows alone. Returns ``(state, loss)``.

@@ -400,7 +400,7 @@ def run_epochs(key, net: Net, x, rows: engine.Rows, knobs: engine.Knobs, *, opti
 
 def train(key, net0: Net, x, y, cfg: TrainConfig, *, retain=None, start=None, on_epoch: Optional[Callable] = None,
           on_progress: Optional[Callable] = None) -> Net:
-    """Train from ``net0`` (or resume from ``start = (net, opt_state, epoch)``) for ``cfg.epochs``.
+    r"""Train from ``net0`` (or resume from ``start = (net, opt_state, epoch)``) for ``cfg.epochs``.
 
     ``retain``: (N,) booleans, the rows trained on (Retrain: D_r); None trains on all rows. The
     whole ``x`` stays on the device and every subset runs the same compiled epoch.
