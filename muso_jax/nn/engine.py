@@ -272,7 +272,8 @@ def learning_rate(knobs: Knobs, count):
     >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
     >>> knobs = engine.knobs_for(net0.params, lr=0.1, schedule="cosine", total_steps=10, features=8,
     ...                          num_classes=3)
-    >>> [round(float(engine.learning_rate(knobs, jnp.asarray(t))), 6) for t in (0, 5, 10)]
+    >>> rate = jax.jit(engine.learning_rate)  # the engine evaluates it inside its compiled step
+    >>> [round(float(rate(knobs, jnp.asarray(t))), 6) for t in (0, 5, 10)]
     [0.1, 0.05, 0.0]
     """
     dtype = knobs.lr.dtype
@@ -437,13 +438,13 @@ def order(key, member, batch_size: int):
     Examples
     --------
     >>> import jax
-    >>> import jax.numpy as jnp
+    >>> import numpy as np
     >>> from muso_jax.nn import engine
-    >>> member = jnp.arange(10) < 3
-    >>> idx, valid = jax.jit(engine.order, static_argnums=2)(jax.random.key(0), member, 4)
+    >>> member = np.arange(10) < 3
+    >>> idx, valid = map(np.asarray, jax.jit(engine.order, static_argnums=2)(jax.random.key(0), member, 4))
     >>> idx.shape, int(valid.sum())
     ((3, 4), 3)
-    >>> sorted(idx[valid].tolist())
+    >>> sorted(idx[valid].tolist())  # the members fill the first slots
     [0, 1, 2]
     """
     n = member.shape[0]
