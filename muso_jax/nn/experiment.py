@@ -391,7 +391,7 @@ def measure(trial: Trial, net, *, on: str = "test") -> dict:
 
 def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progress=None, others: Optional[dict] = None,
                  tune: bool = False, validation: Optional[bool] = None, tune_epochs: bool = True):
-    """Train or load Original and Retrain, run MUSO (and the baselines in ``others``, a dict
+    r"""Train or load Original and Retrain, run MUSO (and the baselines in ``others``, a dict
     name -> config of :data:`METHODS`) on the same split and the
     same original network, measure. Returns a dict of results.
 
@@ -535,7 +535,7 @@ def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progres
 
 
 def summarize(runs: list, keys, level: float = 0.95) -> dict:
-    """Per method and metric over the seeds of ``runs`` (results of :func:`run_protocol` on one
+    r"""Per method and metric over the seeds of ``runs`` (results of :func:`run_protocol` on one
     scenario): mean, sample std, and the Student-t interval at ``level`` (``low``/``high``
     None with one seed).
 
@@ -581,7 +581,7 @@ def summarize(runs: list, keys, level: float = 0.95) -> dict:
 
 
 def compare_to_best(runs: list, metric: str = "avg_gap", level: float = 0.95) -> dict:
-    """The paired comparison of every method with the best MUSO-family method on ``metric``
+    r"""The paired comparison of every method with the best MUSO-family method on ``metric``
     (smaller is better).
 
     ``best``: the method of :data:`MUSO_FAMILY` present with the smallest mean ``metric``. For each

@@ -285,7 +285,7 @@ def linearized_retrain(net: Net, x_r, y_r, x_f, cfg: NtkConfig):
 
 def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: NtkConfig, *,
             on_progress=None) -> tuple[Net, NtkInfo]:
-    """MUSO with NTK relabeling; the signature of :func:`muso_jax.nn.muso.unlearn`.
+    r"""MUSO with NTK relabeling; the signature of :func:`muso_jax.nn.muso.unlearn`.
 
     ``forget``: boolean mask over the rows of ``x`` or their indices (D_f). Returns
     ``(net_u, NtkInfo)``: the unlearned network and the wall clock (kernels included).

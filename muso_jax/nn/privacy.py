@@ -60,7 +60,7 @@ def _accuracy(logits, y):
 
 def run_audit(setup: experiment.Setup, muso_cfg, *, shadows_count: int = 64, others: Optional[dict] = None,
               progress=None) -> dict:
-    """Train the populations of ``setup`` with ``shadows_count`` models each, run MUSO
+    r"""Train the populations of ``setup`` with ``shadows_count`` models each, run MUSO
     (``muso_cfg``) and the methods ``others`` (name -> config of
     :data:`muso_jax.nn.experiment.METHODS`) on every Original, and audit each population.
 
