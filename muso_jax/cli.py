@@ -51,7 +51,27 @@ SEED_LIMIT = 2**32
 
 
 def flag_names(message: str) -> str:
-    """``message`` with every backticked library argument of :data:`FLAGS` replaced by its flag."""
+    """``message`` with every backticked library argument of :data:`FLAGS` replaced by its flag.
+
+    Parameters
+    ----------
+    message : str
+        A library error message, arguments in backticks (``argument `lr`: ...``).
+
+    Returns
+    -------
+    str
+        The message with the known names replaced by their flags; unknown names keep their
+        backticks.
+
+    Examples
+    --------
+    >>> from muso_jax.cli import flag_names
+    >>> flag_names("argument `muso_lr`: expected a finite number > 0; got -1.0")
+    'argument --muso-lr: expected a finite number > 0; got -1.0'
+    >>> flag_names("argument `theta`: no flag sets it")
+    'argument `theta`: no flag sets it'
+    """
     return re.sub(r"`([A-Za-z_][\w.]*)`", lambda m: FLAGS.get(m[1], m[0]), message)
 
 
@@ -888,6 +908,40 @@ def _compare_figure(results, args):
 
 
 def main(argv=None) -> int:
+    """The ``muso`` command: parse ``argv`` and run its subcommand (see the module docstring).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``muso``; None reads ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 2 on a refused argument (one line on stderr naming the
+        flag, before any long work) or a diverged ``muso linear`` run, 130 on Ctrl-C.
+
+    Raises
+    ------
+    SystemExit
+        From argparse, on an unknown command or flag (status 2) and for ``--help`` (status 0).
+
+    Examples
+    --------
+    >>> import contextlib
+    >>> import sys
+    >>> from muso_jax.cli import main
+    >>> with contextlib.redirect_stderr(sys.stdout):  # show the error line here
+    ...     status = main(["unlearn", "--seed", "-1"])
+    muso unlearn: error: argument --seed: expected an integer in [0, 2**32); got -1
+    >>> status
+    2
+    >>> with contextlib.redirect_stderr(sys.stdout):
+    ...     main(["unlearn", "--no-such-flag"])
+    Traceback (most recent call last):
+        ...
+    SystemExit: 2
+    """
     parser = argparse.ArgumentParser(prog="muso", description="Exact machine unlearning by relabeling (MUSO) in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
     _linear_parser(sub)

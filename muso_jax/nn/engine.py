@@ -80,7 +80,49 @@ class State(NamedTuple):
 
 def rows_for(labels, *, member=None, coef=None, distill=None, reference=None, relabel=None, num_classes: int,
              dtype=jnp.float32) -> Rows:
-    """:class:`Rows` of plain supervised training on ``labels`` (every field overridable)."""
+    """:class:`Rows` of plain supervised training on ``labels`` (every field overridable).
+
+    The defaults: every row a member, weight ``c = 1``, no distillation (``d = 0``), zero
+    reference logits, no relabel row: the cross-entropy on ``labels`` (the objective of the
+    module docstring).
+
+    Parameters
+    ----------
+    labels : (N,) int
+        Hard labels in [0, K).
+    member : (N,) bool, optional
+        The rows of this run's training set.
+    coef : (N,) float, optional
+        Signed weights c of the rows' losses (-1 ascends).
+    distill : (N,) float, optional
+        Shares d in [0, 1] of the KL term.
+    reference : (N, K) float, optional
+        Teacher logits t, or the original network's logits of relabel rows.
+    relabel : (N,) bool, optional
+        MUSO rows: targets from the current network's features and ``Knobs.head``.
+    num_classes : int
+        K.
+    dtype
+        The float fields' dtype (the parameters').
+
+    Returns
+    -------
+    Rows
+        Arrays with leading axis N.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import engine
+    >>> rows = engine.rows_for(np.arange(16) % 3, num_classes=3, dtype=jnp.float64)
+    >>> rows._fields
+    ('member', 'labels', 'coef', 'distill', 'reference', 'relabel')
+    >>> [a.shape for a in rows]
+    [(16,), (16,), (16,), (16,), (16, 3), (16,)]
+    >>> bool(rows.member.all()), float(rows.coef.sum()), bool(rows.relabel.any())
+    (True, 16.0, False)
+    """
     labels = jnp.asarray(labels)
     n = labels.shape[0]
     return Rows(
@@ -95,7 +137,42 @@ def rows_for(labels, *, member=None, coef=None, distill=None, reference=None, re
 
 def knobs_for(params, *, lr, schedule="constant", total_steps=1, momentum=0.0, weight_decay=0.0, temperature=1.0,
               l1=0.0, head=None, update_mask=None, features: int, num_classes: int) -> Knobs:
-    """:class:`Knobs` as arrays of the parameters' dtype (``head`` zeros, ``update_mask`` ones by default)."""
+    """:class:`Knobs` as arrays of the parameters' dtype (``head`` zeros, ``update_mask`` ones by default).
+
+    Parameters
+    ----------
+    params
+        The parameter pytree (its dtype and, for ``update_mask``, its structure).
+    lr, momentum, weight_decay, temperature, l1 : float
+        The base learning rate, SGD momentum, weight decay, KL temperature T, l1 weight.
+    schedule : str
+        One of :data:`SCHEDULES`.
+    total_steps : int
+        Optimizer steps of the whole run (at least 1), for the schedule.
+    head : (F + 1, K), optional
+        MUSO's relabel matrix R; None: zeros.
+    update_mask : pytree like ``params``, optional
+        1 moves a weight, 0 freezes it; None: ones.
+    features, num_classes : int
+        F and K, the shape of the default ``head``.
+
+    Returns
+    -------
+    Knobs
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import engine
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> knobs = engine.knobs_for(net0.params, lr=0.1, features=8, num_classes=3)
+    >>> knobs.head.shape, knobs.lr.dtype == knobs.head.dtype, int(knobs.schedule)
+    ((9, 3), True, 0)
+    """
     dtype = jax.tree.leaves(params)[0].dtype
     scalar = lambda v: jnp.asarray(v, dtype)
     return Knobs(
@@ -108,7 +185,46 @@ def knobs_for(params, *, lr, schedule="constant", total_steps=1, momentum=0.0, w
 
 
 def optimizer(family: str, dtype) -> optax.GradientTransformation:
-    """The optimizer of a family with its hyperparameters held in the state (set by :func:`step`)."""
+    """The optimizer of a family with its hyperparameters held in the state (set by :func:`step`).
+
+    ``"sgd"``: coupled weight decay then SGD with momentum,
+    ``optax.chain(add_decayed_weights(wd), sgd(lr, momentum))``; ``"adamw"``: ``optax.adamw``
+    (Adam is AdamW with decay 0). Both by ``optax.inject_hyperparams``, so the learning rate,
+    momentum and weight decay are state, not program.
+
+    Parameters
+    ----------
+    family : str
+        One of :data:`FAMILIES`.
+    dtype
+        The hyperparameters' dtype (the parameters').
+
+    Returns
+    -------
+    optax.GradientTransformation
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``family``.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import engine
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> opt_state = engine.optimizer("sgd", jnp.float64).init(net0.params)
+    >>> sorted(opt_state.hyperparams)
+    ['learning_rate', 'momentum', 'weight_decay']
+    >>> engine.optimizer("rmsprop", jnp.float64)
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `family`: expected one of ['sgd', 'adamw']; got 'rmsprop'
+    """
     if family == "sgd":
         def make(learning_rate, momentum, weight_decay):
             return optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(learning_rate, momentum=momentum))
@@ -121,7 +237,45 @@ def optimizer(family: str, dtype) -> optax.GradientTransformation:
 
 
 def learning_rate(knobs: Knobs, count):
-    """The learning rate at optimizer step ``count``: constant, cosine decay to 0, or step decay."""
+    r"""The learning rate at optimizer step ``count``: constant, cosine decay to 0, or step decay.
+
+    .. math::
+        \eta_t = \eta \cdot \begin{cases}
+            1 & \text{constant} \\
+            \tfrac12 \left(1 + \cos(\pi \min(t / T, 1))\right) & \text{cosine} \\
+            0.1^{[t \ge \lfloor 0.8 T \rfloor] + [t \ge \lfloor 0.9 T \rfloor]} & \text{step}
+        \end{cases}
+
+    with T = ``knobs.total_steps`` (the step schedule: x0.1 at 80% and 90% of the steps, as the
+    MUSO authors' scripts).
+
+    Parameters
+    ----------
+    knobs : Knobs
+        ``lr``, ``schedule`` and ``total_steps``.
+    count : int array
+        The optimizer step t.
+
+    Returns
+    -------
+    jax.Array
+        A scalar in ``knobs.lr``'s dtype.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import engine
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> knobs = engine.knobs_for(net0.params, lr=0.1, schedule="cosine", total_steps=10, features=8,
+    ...                          num_classes=3)
+    >>> rate = jax.jit(engine.learning_rate)  # the engine evaluates it inside its compiled step
+    >>> [round(float(rate(knobs, jnp.asarray(t))), 6) for t in (0, 5, 10)]
+    [0.1, 0.05, 0.0]
+    """
     dtype = knobs.lr.dtype
     progress = count.astype(dtype) / knobs.total_steps.astype(dtype)
     cosine = 0.5 * (1.0 + jnp.cos(jnp.pi * jnp.minimum(progress, 1.0)))
@@ -144,10 +298,59 @@ def _per_row_loss(logits, z, rows: Rows, knobs: Knobs):
 
 
 def step(graphdef, family: str, state: State, xb, valid, rows: Rows, knobs: Knobs):
-    """One optimizer step on a batch (``valid``: (B,) booleans; the others are padding).
+    r"""One optimizer step on a batch (``valid``: (B,) booleans; the others are padding).
 
     Padding rows count neither in the loss nor in BatchNorm's batch statistics: the step equals
     one on the valid rows alone. Returns ``(state, loss)``.
+
+    The loss is the objective of the module docstring over the valid rows b,
+
+    .. math::
+        L = \frac{1}{|b|} \sum_{i \in b} c_i \big[(1 - d_i)\,\mathrm{CE}(f(x_i), \hat y_i)
+            + d_i\,\mathrm{KL}(\mathrm{softmax}(t_i / T) \,\|\, \mathrm{softmax}(f(x_i) / T))\big]
+            + \lambda_1 \lVert p \rVert_1,
+
+    with MUSO's relabel rows' targets :math:`t = [z, 1] R - \mathrm{reference}`,
+    :math:`\hat y = \arg\max t` (Yang et al., arXiv 2410.08557, nonlinear section); the update
+    is masked by ``knobs.update_mask`` after the optimizer.
+
+    Parameters
+    ----------
+    graphdef
+        The network's static structure.
+    family : str
+        One of :data:`FAMILIES`.
+    state : State
+        Parameters, batch statistics, optimizer state (:func:`optimizer`).
+    xb : (B, ...) inputs
+    valid : (B,) bool
+        The real rows of the batch.
+    rows : Rows
+        The batch's rows (leading axis B).
+    knobs : Knobs
+
+    Returns
+    -------
+    tuple
+        ``(State, loss)``: the state after the step and the scalar loss before it.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import engine
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x = np.random.default_rng(0).normal(size=(8, 4))
+    >>> rows = engine.rows_for(np.arange(8) % 3, num_classes=3, dtype=jnp.float64)
+    >>> knobs = engine.knobs_for(net0.params, lr=0.1, features=8, num_classes=3)
+    >>> state = engine.State(net0.params, net0.rest, engine.optimizer("sgd", jnp.float64).init(net0.params))
+    >>> step = jax.jit(engine.step, static_argnums=(0, 1))  # the engine runs it inside its epoch
+    >>> new, loss = step(net0.graphdef, "sgd", state, x, rows.member, rows, knobs)
+    >>> bool(loss > 0), int(new.opt_state.count)
+    (True, 1)
     """
     params, rest, opt_state = state
     dtype = jax.tree.leaves(params)[0].dtype
@@ -176,7 +379,32 @@ def step(graphdef, family: str, state: State, xb, valid, rows: Rows, knobs: Knob
 
 
 def augment(key, xb):
-    """Random crop of the zero-padded image (``CROP_PADDING`` pixels each side) and horizontal flip."""
+    """Random crop of the zero-padded image (``CROP_PADDING`` pixels each side) and horizontal flip.
+
+    The CIFAR recipe: pad 4 pixels of zeros on every side, crop an H x W window at a uniform
+    offset in [0, 8]^2, flip left-right with probability 1/2; one draw per image.
+
+    Parameters
+    ----------
+    key
+        A JAX PRNG key.
+    xb : (B, H, W, C) images
+
+    Returns
+    -------
+    jax.Array
+        (B, H, W, C), the augmented batch.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from muso_jax.nn import engine
+    >>> xb = jnp.ones((2, 8, 8, 1))
+    >>> out = jax.jit(engine.augment)(jax.random.key(0), xb)
+    >>> out.shape, bool(out.max() <= 1.0), bool(out.min() >= 0.0)
+    ((2, 8, 8, 1), True, True)
+    """
     b, h, w, _ = xb.shape
     p = CROP_PADDING
     k_crop, k_flip = jax.random.split(key)
@@ -190,7 +418,35 @@ def augment(key, xb):
 
 def order(key, member, batch_size: int):
     """Row indices of one epoch, (S, B) with S = ceil(N / B), and their validity: a permutation
-    drawn from ``key`` with the members first (in permuted order), padded at the end."""
+    drawn from ``key`` with the members first (in permuted order), padded at the end.
+
+    Parameters
+    ----------
+    key
+        A JAX PRNG key (the engine folds the epoch into it).
+    member : (N,) bool
+        The run's rows.
+    batch_size : int
+        B.
+
+    Returns
+    -------
+    tuple
+        ``(idx, valid)``: (S, B) int row indices and (S, B) bool, True on the first
+        ``sum(member)`` slots (the members), False on the rest and on the padding.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import numpy as np
+    >>> from muso_jax.nn import engine
+    >>> member = np.arange(10) < 3
+    >>> idx, valid = map(np.asarray, jax.jit(engine.order, static_argnums=2)(jax.random.key(0), member, 4))
+    >>> idx.shape, int(valid.sum())
+    ((3, 4), 3)
+    >>> sorted(idx[valid].tolist())  # the members fill the first slots
+    [0, 1, 2]
+    """
     n = member.shape[0]
     s = -(-n // batch_size)
     perm = jax.random.permutation(key, n)
@@ -231,7 +487,53 @@ def _epoch(graphdef, family, batch_size, augmented, state, x, rows, knobs, key, 
 
 @functools.lru_cache(maxsize=16)
 def program(graphdef, family: str, batch_size: int, augmented: bool):
-    """The compiled epoch ``(state, x, rows, knobs, key, epoch) -> (state, mean loss)``, the state donated."""
+    """The compiled epoch ``(state, x, rows, knobs, key, epoch) -> (state, mean loss)``, the state donated.
+
+    One program per (graphdef, family, batch size, augmentation), kept by an LRU cache; jit
+    compiles it once per data shape. The epoch scans ``ceil(N / B)`` batches of :func:`order`
+    and steps (:func:`step`) on those with members.
+
+    Parameters
+    ----------
+    graphdef
+        The network's static structure.
+    family : str
+        One of :data:`FAMILIES`.
+    batch_size : int
+    augmented : bool
+        Crop and flip every batch (:func:`augment`; (N, H, W, C) images).
+
+    Returns
+    -------
+    callable
+        The jitted epoch; ``state`` (argument 0) is donated.
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``family``.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import engine
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x = jnp.asarray(np.random.default_rng(0).normal(size=(16, 4)))
+    >>> rows = engine.rows_for(np.arange(16) % 3, num_classes=3, dtype=jnp.float64)
+    >>> knobs = engine.knobs_for(net0.params, lr=0.1, features=8, num_classes=3)
+    >>> params, rest = jax.tree.map(jnp.copy, (net0.params, net0.rest))  # the state is donated
+    >>> state = engine.State(params, rest, engine.optimizer("sgd", jnp.float64).init(params))
+    >>> run = engine.program(net0.graphdef, "sgd", 8, False)
+    >>> state, loss = run(state, x, rows, knobs, jax.random.key(0), jnp.asarray(0, jnp.int32))
+    >>> int(state.opt_state.count), bool(loss > 0)
+    (2, True)
+    >>> run is engine.program(net0.graphdef, "sgd", 8, False)
+    True
+    """
     if family not in FAMILIES:
         raise ValueError(f"argument `family`: expected one of {list(FAMILIES)}; got {family!r}")
     fn = functools.partial(_epoch, graphdef, family, batch_size, augmented)
@@ -239,4 +541,20 @@ def program(graphdef, family: str, batch_size: int, augmented: bool):
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Optimizer steps of one epoch over ``n`` rows: ``ceil(n / batch_size)`` (a short last batch counts).
+
+    Parameters
+    ----------
+    n, batch_size : int
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> from muso_jax.nn.engine import steps_per_epoch
+    >>> steps_per_epoch(16, 8), steps_per_epoch(17, 8)
+    (2, 3)
+    """
     return -(-n // batch_size)

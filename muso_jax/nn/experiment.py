@@ -74,7 +74,31 @@ def _staged(progress, name, total, fn):
 
 def grid(cfg, *, epochs: bool = True):
     """The small search of ``--tune``: learning rate x {0.1, 1, 10}, and with ``epochs`` the
-    epochs x {1/2, 1, 2} (without it the epochs are the fixed budget)."""
+    epochs x {1/2, 1, 2} (without it the epochs are the fixed budget).
+
+    Parameters
+    ----------
+    cfg : NamedTuple
+        A method's configuration with ``lr`` and ``epochs``.
+    epochs : bool
+        Search the epochs too (halved epochs are at least 1; duplicates dropped).
+
+    Returns
+    -------
+    list
+        The candidate configurations: 9 (or 3 without ``epochs``; fewer epoch counts when
+        ``cfg.epochs`` is 1).
+
+    Examples
+    --------
+    >>> from muso_jax.nn.experiment import grid
+    >>> from muso_jax.nn.muso import MusoConfig
+    >>> candidates = grid(MusoConfig(epochs=2, lr=1e-3))
+    >>> len(candidates), sorted({c.epochs for c in candidates}), sorted({round(c.lr, 6) for c in candidates})
+    (9, [1, 2, 4], [0.0001, 0.001, 0.01])
+    >>> len(grid(MusoConfig(epochs=2, lr=1e-3), epochs=False))
+    3
+    """
     counts = sorted({max(1, cfg.epochs // 2), cfg.epochs, 2 * cfg.epochs}) if epochs else [cfg.epochs]
     return [cfg._replace(lr=cfg.lr * f, epochs=e) for f in (0.1, 1.0, 10.0) for e in counts]
 
@@ -87,7 +111,28 @@ def _plain(record):
 
 
 def validation_split(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``(validation, test)`` of ``n`` held-out images: a fixed random half each."""
+    """Rows ``(validation, test)`` of ``n`` held-out images: a fixed random half each.
+
+    Drawn with :data:`VALIDATION_SEED`, the same for every experiment seed; ``n // 2`` rows
+    validate, the rest test.
+
+    Parameters
+    ----------
+    n : int
+        The held-out images.
+
+    Returns
+    -------
+    tuple
+        ``(validation, test)``: sorted, disjoint int arrays covering ``range(n)``.
+
+    Examples
+    --------
+    >>> from muso_jax.nn.experiment import validation_split
+    >>> val, test = validation_split(11)
+    >>> len(val), len(test), set(val) & set(test), sorted({*val, *test}) == list(range(11))
+    (5, 6, set(), True)
+    """
     order = np.random.default_rng(VALIDATION_SEED).permutation(n)
     return np.sort(order[: n // 2]), np.sort(order[n // 2:])
 
@@ -137,7 +182,41 @@ def _images(data, path, seed, scale, train_size):
 
 def load_split(setup: Setup):
     """``(images, training labels, test labels, classes, forget mask)`` of ``setup``, with every
-    argument checked (no training): the data-level half of :func:`prepare`."""
+    argument checked (no training): the data-level half of :func:`prepare`.
+
+    In the subclass scenario the labels are the super-classes and the mask one fine class.
+
+    Parameters
+    ----------
+    setup : Setup
+        The data set, model, scenario (``forget`` percent or ``cls``), seed, training recipe,
+        dtypes and training-subset size.
+
+    Returns
+    -------
+    tuple
+        ``(data, y_train, y_test, classes, forget)``: the :class:`muso_jax.data.ImageData`,
+        the (N,) training labels trained on, the test labels, K, and the (N,) bool D_f mask.
+
+    Raises
+    ------
+    ValueError
+        On a bad field of ``setup`` (model, dtype, precision, data, scenario, class, percent).
+
+    Examples
+    --------
+    >>> from muso_jax.nn import experiment
+    >>> from muso_jax.nn.train import TrainConfig
+    >>> setup = experiment.Setup(data="digits", model="mlp", forget=25.0, train_size=40,
+    ...                          train=TrainConfig(epochs=1, batch_size=8))
+    >>> data, y_train, y_test, classes, forget = experiment.load_split(setup)
+    >>> data.x_train.shape, classes, int(forget.sum())  # 25% of each class's 4 rows
+    ((40, 8, 8, 1), 10, 10)
+    >>> experiment.load_split(setup._replace(model="vgg"))
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `model`: expected one of ['mlp', 'cnn', 'resnet18', 'resnet18-narrow']; got 'vgg'
+    """
     if setup.model not in MODELS:
         raise ValueError(f"argument `model`: expected one of {list(MODELS)}; got {setup.model!r}")
     if setup.dtype not in ("float32", "float64"):
@@ -161,7 +240,36 @@ def load_split(setup: Setup):
 def check_setup(setup: Setup) -> None:
     """Refuse a bad ``setup`` (model, dtype, precision, data, scenario, class or percent) the way
     :func:`prepare` would, without training anything: a run of many seeds and scenarios calls it
-    for each before the first training starts."""
+    for each before the first training starts.
+
+    Parameters
+    ----------
+    setup : Setup
+        The data set, model, scenario (``forget`` percent or ``cls``), seed, training recipe,
+        dtypes and training-subset size.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        As :func:`load_split`.
+
+    Examples
+    --------
+    >>> from muso_jax.nn import experiment
+    >>> from muso_jax.nn.train import TrainConfig
+    >>> setup = experiment.Setup(data="digits", model="mlp", forget=25.0, train_size=40,
+    ...                          train=TrainConfig(epochs=1, batch_size=8))
+    >>> experiment.check_setup(setup) is None
+    True
+    >>> experiment.check_setup(setup._replace(dtype="float16"))
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `dtype`: expected 'float32' or 'float64'; got 'float16'
+    """
     load_split(setup)
 
 
@@ -169,7 +277,45 @@ def prepare(setup: Setup, *, cache=None, progress=None, validation: bool = False
     """Load the data of ``setup``, draw its forget set, train (or load from ``cache``) Original and
     Retrain from the same initialization with the same recipe. ``validation``: split the held-out
     images by :func:`validation_split` (reported metrics on the test half). ``cache`` and
-    ``progress`` as in :func:`run_protocol`."""
+    ``progress`` as in :func:`run_protocol`.
+
+    Original: ``setup.train`` from p_0 on all of D; Retrain: the same p_0, key and recipe on
+    D_r, the reference of exact unlearning (MUSO, arXiv 2410.08557).
+
+    Parameters
+    ----------
+    setup : Setup
+        The data set, model, scenario (``forget`` percent or ``cls``), seed, training recipe,
+        dtypes and training-subset size.
+    cache : optional
+        An object with ``trained(...)`` (:func:`run_protocol`); None trains here.
+    progress : callable, optional
+        ``progress(stage, total_batches)`` returning a bar with ``update`` and ``close``.
+    validation : bool
+        Split the held-out images into validation and test halves.
+
+    Returns
+    -------
+    Trial
+        The data, D_f, p_0, Original, Retrain, Retrain's seconds, K and a description.
+
+    Raises
+    ------
+    ValueError
+        As :func:`load_split`, or what training refuses.
+
+    Examples
+    --------
+    >>> from muso_jax.nn import experiment
+    >>> from muso_jax.nn.train import TrainConfig
+    >>> setup = experiment.Setup(data="digits", model="mlp", forget=25.0, train_size=40,
+    ...                          train=TrainConfig(epochs=1, batch_size=8))
+    >>> trial = experiment.prepare(setup, validation=True)
+    >>> trial.x_train.shape, int(trial.forget.sum()), trial.classes
+    ((40, 8, 8, 1), 10, 10)
+    >>> len(trial.y_val) + len(trial.y_test) == len(experiment.load_split(setup)[2])  # the held-out halves
+    True
+    """
     progress = progress or (lambda stage, total: _Silent())
     d, y_train, y_test, k, mask = load_split(setup)
     x_tr, x_te = jnp.asarray(d.x_train), jnp.asarray(d.x_test)
@@ -207,7 +353,48 @@ def prepare(setup: Setup, *, cache=None, progress=None, validation: bool = False
 
 def measure(trial: Trial, net, *, on: str = "test") -> dict:
     """The protocol metrics of ``net`` on ``trial``'s D_r, D_f and its ``on`` images ("test" or
-    "validation"), :func:`muso_jax.metrics.protocol_metrics`."""
+    "validation"), :func:`muso_jax.metrics.protocol_metrics`.
+
+    TA, RA, FA: accuracy (percent) on the ``on`` images, D_r, D_f; UA = 100 - FA; MIA_entropy
+    and MIA_efficacy, the two membership-inference conventions (docs/theory.md, section 5;
+    SalUn's names, Fan et al. 2024, arXiv 2310.12508).
+
+    Parameters
+    ----------
+    trial : Trial
+        :func:`prepare`'s.
+    net : Net
+        The network measured.
+    on : str
+        ``"test"`` or ``"validation"`` (a trial prepared with ``validation=True``).
+
+    Returns
+    -------
+    dict
+        Metric name -> percent.
+
+    Raises
+    ------
+    ValueError
+        On another ``on``, or ``"validation"`` for a trial without a validation half.
+
+    Examples
+    --------
+    >>> from muso_jax.nn import experiment
+    >>> from muso_jax.nn.train import TrainConfig
+    >>> setup = experiment.Setup(data="digits", model="mlp", forget=25.0, train_size=40,
+    ...                          train=TrainConfig(epochs=1, batch_size=8))
+    >>> trial = experiment.prepare(setup)
+    >>> metrics = experiment.measure(trial, trial.net_p)
+    >>> sorted(metrics)
+    ['FA', 'MIA_efficacy', 'MIA_entropy', 'RA', 'TA', 'UA']
+    >>> metrics["UA"] == 100 - metrics["FA"]
+    True
+    >>> experiment.measure(trial, trial.net_p, on="validation")
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `on`: expected 'test' (the trial has no validation half); got 'validation'
+    """
     if on not in ("test", "validation") or (on == "validation" and trial.x_val is None):
         allowed = "'test' or 'validation'" if trial.x_val is not None else "'test' (the trial has no validation half)"
         raise ValueError(f"argument `on`: expected {allowed}; got {on!r}")
@@ -220,7 +407,7 @@ def measure(trial: Trial, net, *, on: str = "test") -> dict:
 
 def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progress=None, others: Optional[dict] = None,
                  tune: bool = False, validation: Optional[bool] = None, tune_epochs: bool = True):
-    """Train or load Original and Retrain, run MUSO (and the baselines in ``others``, a dict
+    r"""Train or load Original and Retrain, run MUSO (and the baselines in ``others``, a dict
     name -> config of :data:`METHODS`) on the same split and the
     same original network, measure. Returns a dict of results.
 
@@ -240,6 +427,58 @@ def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progres
     Each method's row has ``RTE_s`` (its wall clock), ``compile_s`` (the part of it spent
     compiling programs this process had not compiled yet) and ``RTE_pct``: 100 (RTE_s - compile_s)
     / Retrain's training seconds.
+
+    .. math::
+        \mathrm{Avg.\ Gap} = \frac{1}{|M|} \sum_{m \in M} |m(\text{method}) - m(\text{Retrain})|,
+        \qquad M = \{\mathrm{UA}, \mathrm{RA}, \mathrm{TA}, \mathrm{MIA\text{-}efficacy}\}
+
+    (the SalUn set of metrics, Fan et al. 2024, arXiv 2310.12508; docs/theory.md, section 5).
+
+    Parameters
+    ----------
+    setup : Setup
+        The data set, model, scenario (``forget`` percent or ``cls``), seed, training recipe,
+        dtypes and training-subset size.
+    muso_cfg : MusoConfig
+        MUSO's configuration.
+    cache, progress : optional
+        See above.
+    others : dict, optional
+        Method name (a key of :data:`METHODS`) -> its configuration.
+    tune : bool
+        Select each method's setting on the validation half by :func:`grid`.
+    validation : bool, optional
+        Hold out the validation half (default: ``tune``).
+    tune_epochs : bool
+        Search the epochs too.
+
+    Returns
+    -------
+    dict
+        ``rows`` (method -> metrics, distances to Retrain, Avg. Gap, RTE), the sizes, the
+        chosen configurations, MUSO's info and the metrics' definitions.
+
+    Raises
+    ------
+    ValueError
+        On ``tune`` without ``validation``, or what :func:`prepare` refuses.
+
+    Examples
+    --------
+    >>> from muso_jax.nn import experiment
+    >>> from muso_jax.nn.train import TrainConfig
+    >>> setup = experiment.Setup(data="digits", model="mlp", forget=25.0, train_size=40,
+    ...                          train=TrainConfig(epochs=1, batch_size=8))
+    >>> from muso_jax.nn.muso import MusoConfig
+    >>> result = experiment.run_protocol(setup, MusoConfig(epochs=1, batch_size=8, optimizer="sgd"))
+    >>> sorted(result["rows"]), result["n_forget"], result["n_retain"]
+    (['MUSO', 'Original', 'Retrain'], 10, 30)
+    >>> result["rows"]["Retrain"]["avg_gap"], result["rows"]["MUSO"]["RTE_s"] >= 0
+    (0.0, True)
+    >>> experiment.run_protocol(setup, MusoConfig(), tune=True, validation=False)
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `validation`: expected True with tune=True (selection needs the validation half); got False
     """
     from muso_jax import compilation
 
@@ -312,9 +551,37 @@ def run_protocol(setup: Setup, muso_cfg: muso.MusoConfig, *, cache=None, progres
 
 
 def summarize(runs: list, keys, level: float = 0.95) -> dict:
-    """Per method and metric over the seeds of ``runs`` (results of :func:`run_protocol` on one
+    r"""Per method and metric over the seeds of ``runs`` (results of :func:`run_protocol` on one
     scenario): mean, sample std, and the Student-t interval at ``level`` (``low``/``high``
-    None with one seed)."""
+    None with one seed).
+
+    .. math::
+        \bar v \pm t_{(1 + \mathrm{level})/2,\, n - 1}\, \frac{s}{\sqrt n}
+
+    over the n seeds, s the sample standard deviation (docs/theory.md, section 5).
+
+    Parameters
+    ----------
+    runs : list of dict
+        Results of :func:`run_protocol` (their ``rows``).
+    keys : sequence of str
+        The metrics summarized.
+    level : float
+        The interval's confidence level.
+
+    Returns
+    -------
+    dict
+        Method -> metric -> ``mean``, ``std``, ``n``, ``low``, ``high``.
+
+    Examples
+    --------
+    >>> from muso_jax.nn.experiment import summarize
+    >>> runs = [dict(rows={"Retrain": dict(avg_gap=0.0), "MUSO": dict(avg_gap=g)}) for g in (1.0, 2.0, 1.5)]
+    >>> row = summarize(runs, ["avg_gap"])["MUSO"]["avg_gap"]
+    >>> row["mean"], row["std"], row["n"], round(row["low"], 2), round(row["high"], 2)
+    (1.5, 0.5, 3, 0.26, 2.74)
+    """
     out = {}
     for m in runs[0]["rows"]:
         out[m] = {}
@@ -330,13 +597,43 @@ def summarize(runs: list, keys, level: float = 0.95) -> dict:
 
 
 def compare_to_best(runs: list, metric: str = "avg_gap", level: float = 0.95) -> dict:
-    """The paired comparison of every method with the best MUSO-family method on ``metric``
+    r"""The paired comparison of every method with the best MUSO-family method on ``metric``
     (smaller is better).
 
     ``best``: the method of :data:`MUSO_FAMILY` present with the smallest mean ``metric``. For each
     method (Retrain, the reference, excluded) the per-seed differences ``method - best`` on the
     same seed, split and Original, their mean and interval at ``level`` (None with one seed),
     and the significance rank of :func:`muso_jax.stats.significance_ranks` (equal ranks: ties).
+
+    .. math::
+        d_i = \mathrm{Gap}_i(\text{method}) - \mathrm{Gap}_i(\text{best}), \qquad
+        \bar d \pm t_{(1 + \mathrm{level})/2,\, n - 1}\, \frac{s_d}{\sqrt n}
+
+    (docs/theory.md, section 5: a method's rank is 1 + the number of methods whose paired
+    difference with it lies entirely below zero).
+
+    Parameters
+    ----------
+    runs : list of dict
+        Results of :func:`run_protocol` on one scenario, one per seed.
+    metric : str
+        Smaller is better.
+    level : float
+        The intervals' confidence level.
+
+    Returns
+    -------
+    dict
+        ``best``, ``metric`` and ``methods``: method -> ``mean``, ``low``, ``high``, ``rank``.
+
+    Examples
+    --------
+    >>> from muso_jax.nn.experiment import compare_to_best
+    >>> runs = [dict(rows={"Retrain": dict(avg_gap=0.0), "Original": dict(avg_gap=o), "MUSO": dict(avg_gap=m)})
+    ...         for o, m in ((5.0, 1.0), (6.0, 2.0), (4.0, 1.5))]
+    >>> out = compare_to_best(runs)
+    >>> out["best"], out["methods"]["Original"]["mean"], out["methods"]["Original"]["rank"], out["methods"]["MUSO"]["rank"]
+    ('MUSO', 3.5, 2, 1)
     """
     methods = [m for m in runs[0]["rows"] if m != "Retrain"]
     per_seed = {m: [r["rows"][m][metric] for r in runs] for m in methods}

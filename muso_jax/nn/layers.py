@@ -37,8 +37,38 @@ def _same_padding(size: int, k: int, stride: int) -> tuple[int, int]:
 
 
 def columns(x, kh: int, kw: int, stride: int = 1):
-    """``cols(x)``: (B, H_out, W_out, kh * kw * C), the 'SAME'-padded windows of every output pixel,
-    ordered (row offset, column offset, channel) like a (kh, kw, C, C_out) kernel reshaped."""
+    r"""``cols(x)``: (B, H_out, W_out, kh * kw * C), the 'SAME'-padded windows of every output pixel,
+    ordered (row offset, column offset, channel) like a (kh, kw, C, C_out) kernel reshaped.
+
+    .. math::
+        \mathrm{cols}(x)_{b,h,w,(i,j,c)} = \tilde x_{b,\, s h + i,\, s w + j,\, c}
+
+    with :math:`\tilde x` the zero-padded image and s the stride (im2col: Chellapilla et al.
+    2006; Goodfellow et al., *Deep Learning*, section 9.5).
+
+    Parameters
+    ----------
+    x : (B, H, W, C) images, NHWC
+    kh, kw : int
+        The window's height and width.
+    stride : int
+        The step between windows; ``H_out = ceil(H / stride)``, ``W_out = ceil(W / stride)``.
+
+    Returns
+    -------
+    jax.Array
+        (B, H_out, W_out, kh * kw * C).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from muso_jax.nn.layers import columns
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> columns(x, 3, 3).shape, columns(x, 3, 3, stride=2).shape
+    ((1, 4, 4, 9), (1, 2, 2, 9))
+    >>> columns(x, 3, 3)[0, 0, 0].tolist()  # the top-left window, zero-padded
+    [0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 4.0, 5.0]
+    """
     _, h, w, _ = x.shape
     (top, bottom), (left, right) = _same_padding(h, kh, stride), _same_padding(w, kw, stride)
     padded = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
@@ -72,9 +102,42 @@ def _conv_stride1_jvp(primals, tangents):
 
 
 def conv2d(x, kernel, stride: int = 1):
-    """'SAME' 2-D convolution (cross-correlation, as every deep-learning library) of NHWC images
+    r"""'SAME' 2-D convolution (cross-correlation, as every deep-learning library) of NHWC images
     ``x`` with an HWIO ``kernel``: equal to ``lax.conv_general_dilated(x, kernel, (stride,
-    stride), "SAME")`` in value and gradient (summation order aside)."""
+    stride), "SAME")`` in value and gradient (summation order aside).
+
+    .. math::
+        y = \mathrm{cols}(x)\, W, \qquad dy = \mathrm{cols}(dx)\, W + \mathrm{cols}(x)\, dW
+
+    (see the module docstring): odd stride-1 kernels keep XLA's forward convolution with this
+    tangent; strided and 1x1 convolutions are the matrix product throughout.
+
+    Parameters
+    ----------
+    x : (B, H, W, C_in) images
+    kernel : (kh, kw, C_in, C_out)
+    stride : int
+
+    Returns
+    -------
+    jax.Array
+        (B, ceil(H / stride), ceil(W / stride), C_out).
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from muso_jax.nn.layers import conv2d
+    >>> x = jnp.cos(jnp.arange(2 * 6 * 6 * 3.0)).reshape(2, 6, 6, 3)
+    >>> kernel = jnp.sin(jnp.arange(3 * 3 * 3 * 4.0)).reshape(3, 3, 3, 4)
+    >>> y = conv2d(x, kernel)
+    >>> y.shape, conv2d(x, kernel, stride=2).shape
+    ((2, 6, 6, 4), (2, 3, 3, 4))
+    >>> reference = jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
+    ...                                          dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    >>> bool(jnp.allclose(y, reference, atol=1e-5))
+    True
+    """
     kh, kw = kernel.shape[:2]
     if stride == 1 and kh % 2 == 1 and kw % 2 == 1 and (kh, kw) != (1, 1):
         return _conv_stride1(x, kernel)
@@ -82,7 +145,30 @@ def conv2d(x, kernel, stride: int = 1):
 
 
 def max_pool2(x):
-    """Max over non-overlapping 2x2 windows (stride 2, 'VALID': an odd last row or column is dropped)."""
+    r"""Max over non-overlapping 2x2 windows (stride 2, 'VALID': an odd last row or column is dropped).
+
+    .. math::
+        y_{b,h,w,c} = \max_{i, j \in \{0, 1\}} x_{b,\, 2h + i,\, 2w + j,\, c}
+
+    Parameters
+    ----------
+    x : (B, H, W, C) images
+
+    Returns
+    -------
+    jax.Array
+        (B, H // 2, W // 2, C).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from muso_jax.nn.layers import max_pool2
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> max_pool2(x)[0, :, :, 0].tolist()
+    [[5.0, 7.0], [13.0, 15.0]]
+    >>> max_pool2(jnp.zeros((1, 5, 5, 2))).shape
+    (1, 2, 2, 2)
+    """
     b, h, w, c = x.shape
     x = x[:, :h - h % 2, :w - w % 2, :]
     return jnp.max(x.reshape(b, h // 2, 2, w // 2, 2, c), axis=(2, 4))

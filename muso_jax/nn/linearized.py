@@ -48,7 +48,31 @@ class LinearizedInfo(NamedTuple):
 
 
 def flatten(theta):
-    """(N1, K, N2, K) multi-output kernel -> (N1 K, N2 K), rows and columns ordered (i, a)."""
+    """(N1, K, N2, K) multi-output kernel -> (N1 K, N2 K), rows and columns ordered (i, a).
+
+    Parameters
+    ----------
+    theta : (N1, K, N2, K)
+        A multi-output kernel (:func:`muso_jax.nn.ntk.kernel`).
+
+    Returns
+    -------
+    jax.Array
+        (N1 K, N2 K): entry ``(i K + a, j K + b)`` is ``theta[i, a, j, b]``.
+
+    Raises
+    ------
+    ValueError
+        Unless ``theta`` is a real 4-D array.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from muso_jax.nn.linearized import flatten
+    >>> theta = jnp.arange(2 * 3 * 4 * 3.0).reshape(2, 3, 4, 3)
+    >>> flatten(theta).shape, float(flatten(theta)[1 * 3 + 2, 3 * 3 + 1]) == float(theta[1, 2, 3, 1])
+    ((6, 12), True)
+    """
     theta = _checks.array("theta", theta, ndim=(4,), what="(N1, K, N2, K) multi-output kernel")
     n1, k1, n2, k2 = theta.shape
     return theta.reshape(n1 * k1, n2 * k2)
@@ -73,6 +97,47 @@ def retrain(net0: Net, x_r, y_r, *, ridge=0.0, chunk: int = 32):
         p_r = p_0 + J_r^\top \alpha_r
 
     (MUSO, arXiv 2410.08557, implicit-bias lemma, with the tangent features at ``p0``.)
+
+    Parameters
+    ----------
+    net0 : Net
+        The network at its initialization p_0.
+    x_r : (N_r, ...) inputs
+        D_r.
+    y_r : (N_r, K) targets
+        One-hot or soft labels, or any real outputs.
+    ridge : float
+        epsilon, >= 0 (0: the minimum-norm interpolant).
+    chunk : int
+        Block size of the kernel computation.
+
+    Returns
+    -------
+    jax.Array
+        (N_r, K) dual coefficients alpha_r.
+
+    Raises
+    ------
+    ValueError
+        On bad inputs or ``y_r`` not of shape (N_r, K).
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import linearized, ntk
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x = np.random.default_rng(0).normal(size=(8, 4))
+    >>> targets = jax.nn.one_hot(np.arange(8) % 3, 3, dtype=jnp.float64)
+    >>> alpha = linearized.retrain(net0, x, targets)
+    >>> alpha.shape
+    (8, 3)
+    >>> fitted = linearized.predict_linearized(net0, x, alpha, x)  # min-norm: interpolates D_r
+    >>> bool(jnp.allclose(fitted, targets, atol=1e-8))
+    True
     """
     x_r = check_inputs("x_r", net0, x_r)
     theta = ntk.kernel(net0, x_r, chunk=chunk)
@@ -83,7 +148,50 @@ def retrain(net0: Net, x_r, y_r, *, ridge=0.0, chunk: int = 32):
 
 
 def predict_linearized(net0: Net, x_r, alpha_r, x, *, chunk: int = 32):
-    r"""Outputs ``f0(x) + Theta(x, x_r) alpha_r`` of the linearized model ``p0 + J_r^T alpha_r``, (B, K)."""
+    r"""Outputs ``f0(x) + Theta(x, x_r) alpha_r`` of the linearized model ``p0 + J_r^T alpha_r``, (B, K).
+
+    .. math::
+        f_{\rm lin}(x) = f_0(x) + \Theta(x, X_r)\, \alpha_r
+
+    Parameters
+    ----------
+    net0 : Net
+        The expansion point p_0.
+    x_r : (N_r, ...) inputs
+        The rows of the coefficients.
+    alpha_r : (N_r, K)
+        Dual coefficients (:func:`retrain`).
+    x : (B, ...) inputs
+        Where to evaluate.
+    chunk : int
+        Block size of the kernel computation.
+
+    Returns
+    -------
+    jax.Array
+        (B, K).
+
+    Raises
+    ------
+    ValueError
+        On bad inputs or ``alpha_r`` not of shape (N_r, K).
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import linearized, ntk
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x = np.random.default_rng(0).normal(size=(8, 4))
+    >>> targets = jax.nn.one_hot(np.arange(8) % 3, 3, dtype=jnp.float64)
+    >>> alpha = linearized.retrain(net0, x, targets)
+    >>> out = linearized.predict_linearized(net0, x, alpha, x)
+    >>> out.shape, bool(jnp.allclose(out, targets, atol=1e-8))  # the retrained model fits its rows
+    ((8, 3), True)
+    """
     x_r, x = check_inputs("x_r", net0, x_r), check_inputs("x", net0, x)
     theta = ntk.kernel(net0, x, x_r, chunk=chunk)
     alpha_r = _targets("alpha_r", alpha_r, theta.shape[2], theta.shape[3])
@@ -92,7 +200,45 @@ def predict_linearized(net0: Net, x_r, alpha_r, x, *, chunk: int = 32):
 
 
 def parameters(net0: Net, x_r, alpha_r):
-    """The parameters ``p0 + J_r^T alpha_r`` of a model given by its dual coefficients (N_r, K)."""
+    r"""The parameters ``p0 + J_r^T alpha_r`` of a model given by its dual coefficients (N_r, K).
+
+    .. math::
+        p = p_0 + J(X_r)^\top \alpha_r
+
+    Parameters
+    ----------
+    net0 : Net
+        The expansion point p_0.
+    x_r : (N_r, ...) inputs
+    alpha_r : (N_r, K)
+
+    Returns
+    -------
+    pytree
+        Like ``net0.params``.
+
+    Raises
+    ------
+    ValueError
+        On bad inputs or ``alpha_r`` not of shape (N_r, K).
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import linearized, ntk
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x = np.random.default_rng(0).normal(size=(8, 4))
+    >>> targets = jax.nn.one_hot(np.arange(8) % 3, 3, dtype=jnp.float64)
+    >>> params = linearized.parameters(net0, x, linearized.retrain(net0, x, targets))
+    >>> float(linearized.distance(params, net0.params)) > 0
+    True
+    >>> float(linearized.distance(linearized.parameters(net0, x, jnp.zeros((8, 3))), net0.params))  # alpha = 0: p_0
+    0.0
+    """
     x_r = check_inputs("x_r", net0, x_r)
     _targets("alpha_r", alpha_r, x_r.shape[0], num_classes(net0))
     return _parameters(net0, x_r, alpha_r)
@@ -105,7 +251,41 @@ def _parameters(net0: Net, x_r, alpha_r):
 
 
 def distance(params_a, params_b):
-    """Euclidean distance between two parameter pytrees of one structure."""
+    r"""Euclidean distance between two parameter pytrees of one structure.
+
+    .. math::
+        d(a, b) = \Big(\sum_{\rm leaves} \lVert a - b \rVert_F^2\Big)^{1/2}
+
+    Parameters
+    ----------
+    params_a, params_b
+        Pytrees of one structure and leaf shapes.
+
+    Returns
+    -------
+    jax.Array
+        A scalar >= 0.
+
+    Raises
+    ------
+    ValueError
+        On pytrees of different structures or shapes (naming ``params_b``).
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import linearized, ntk
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x = np.random.default_rng(0).normal(size=(8, 4))
+    >>> targets = jax.nn.one_hot(np.arange(8) % 3, 3, dtype=jnp.float64)
+    >>> shifted = jax.tree.map(lambda a: a + 1.0, net0.params)  # 67 parameters, each + 1
+    >>> round(float(linearized.distance(net0.params, shifted)) ** 2, 6), float(linearized.distance(shifted, shifted))
+    (67.0, 0.0)
+    """
     ntk.check_params("params_b", params_b, params_a, "params_a")
     return _distance(params_a, params_b)
 
@@ -125,6 +305,47 @@ def gradient_descent(net0: Net, params, x, targets, lr, tol, max_steps):
     Stops when ``||f_lin(x; p) - y|| <= tol * ||y||`` or after ``max_steps`` steps. Returns
     ``(params, steps, residual_norm)``. ``params``: the start, a pytree like ``net0.params``;
     ``x``: (N, ...) inputs; ``targets``: (N, K).
+
+    Parameters
+    ----------
+    net0 : Net
+        The expansion point p_0.
+    params
+        The start, like ``net0.params``.
+    x : (N, ...) inputs
+    targets : (N, K)
+    lr : float
+        eta, > 0 (stable below ``2 / lambda_max(Theta)``).
+    tol : float
+        > 0, relative to ``||targets||``.
+    max_steps : int
+        >= 1.
+
+    Returns
+    -------
+    tuple
+        ``(params, steps, residual_norm)``.
+
+    Raises
+    ------
+    ValueError
+        On a bad argument, named.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import linearized, ntk
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x = np.random.default_rng(0).normal(size=(8, 4))
+    >>> targets = jax.nn.one_hot(np.arange(8) % 3, 3, dtype=jnp.float64)
+    >>> lr = 1.0 / float(jnp.trace(linearized.flatten(ntk.kernel(net0, x))))  # trace >= lambda_max: stable
+    >>> params, steps, residual = linearized.gradient_descent(net0, net0.params, x, targets, lr, 1e-4, 20_000)
+    >>> bool(residual <= 1e-4 * jnp.linalg.norm(targets)), int(steps) < 20_000
+    (True, True)
     """
     ntk.check_params("params", params, net0.params)
     x = check_inputs("x", net0, x)
@@ -175,16 +396,55 @@ def unlearn_linearized(net0: Net, x, y, forget, *, labels_f=None, alpha_p=None, 
     network is fine-tuned from ``p_p`` by gradient descent on D_r plus the relabeled D_f. With
     MUSO's labels it converges to ``p_r`` (MUSO, arXiv 2410.08557, relabeling theorem).
 
-    Args:
-      net0: the network at its initialization ``p0``. x: (N, ...) inputs. y: (N, K) targets.
-      forget: boolean mask of length N or indices of D_f (concrete).
-      labels_f: (N_f, K) labels for D_f; None for MUSO's labels.
-      alpha_p: (N, K) coefficients of the original model; None to train it in closed form.
-      ridge: epsilon of the relabel / retrain solves. lr: step size (stable below
-        ``2 / lambda_max(Theta)``); None for ``2 / (lambda_max + lambda_min)``. tol, max_steps:
-        stop when ``||residual|| <= tol ||targets||``.
-      chunk: block size of the kernel computation.
-    Returns ``(params_u, LinearizedInfo)``: the fine-tuned parameters and their certificate.
+    Parameters
+    ----------
+    net0 : Net
+        The network at its initialization p_0.
+    x : (N, ...) inputs
+    y : (N, K) targets
+    forget : (N,) bool mask or int indices
+        D_f (concrete).
+    labels_f : (N_f, K), optional
+        Labels for D_f; None for MUSO's labels.
+    alpha_p : (N, K), optional
+        Coefficients of the original model; None to train it in closed form.
+    ridge : float
+        epsilon of the relabel / retrain solves.
+    lr : float, optional
+        Step size (stable below ``2 / lambda_max(Theta)``); None for
+        ``2 / (lambda_max + lambda_min)``.
+    tol, max_steps
+        Stop when ``||residual|| <= tol ||targets||``, or after ``max_steps`` steps.
+    chunk : int
+        Block size of the kernel computation.
+
+    Returns
+    -------
+    tuple
+        ``(params_u, LinearizedInfo)``: the fine-tuned parameters and their certificate
+        (relative gaps to ``p_r`` in parameter space and from the kernel, the labels used, the
+        coefficients, the final residual and the steps).
+
+    Raises
+    ------
+    ValueError
+        On a bad argument, named.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import linearized, ntk
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x = np.random.default_rng(0).normal(size=(8, 4))
+    >>> targets = jax.nn.one_hot(np.arange(8) % 3, 3, dtype=jnp.float64)
+    >>> forget = np.arange(8) < 2
+    >>> params_u, info = linearized.unlearn_linearized(net0, x, targets, forget, tol=1e-10)
+    >>> info.labels_f.shape, float(info.relative_gap) < 1e-6, float(info.relative_gap_kernel) < 1e-6
+    ((2, 3), True, True)
     """
     x = check_inputs("x", net0, x)
     n, k = x.shape[0], num_classes(net0)

@@ -126,6 +126,44 @@ def make_model(name: str, in_shape, num_classes: int, *, seed: int, param_dtype=
     ``param_dtype``: the parameters' dtype; ``dtype``: the compute dtype (None: the parameters'),
     e.g. ``jnp.bfloat16`` with float32 parameters for mixed precision on an accelerator: every
     layer casts its parameters and inputs to ``dtype`` (BatchNorm computes its statistics in float32).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`MODELS`: ``"mlp"``, ``"cnn"``, ``"resnet18"``, ``"resnet18-narrow"``.
+    in_shape : tuple of int
+        The shape of one input: (D,) or (H, W, C) for the MLP (flattened), (H, W, C) for the
+        convolutional networks.
+    num_classes : int
+        K, the number of logits (>= 1).
+    seed : int
+        The seed of ``nnx.Rngs`` that draws p_0.
+    param_dtype, dtype
+        The parameters' dtype and the compute dtype (None: the parameters').
+    **kwargs
+        Passed to the model's class, e.g. ``hidden=(8,)`` for the MLP's hidden widths.
+
+    Returns
+    -------
+    nnx.Module
+        The model; :func:`muso_jax.nn.state.split` turns it into a :class:`~muso_jax.nn.state.Net`.
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``name`` (naming ``model``) or a ``num_classes`` that is not an integer >= 1.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from muso_jax.nn.models import make_model
+    >>> model = make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64)
+    >>> model(jnp.zeros((16, 4))).shape, model.features(jnp.zeros((16, 4))).shape
+    ((16, 3), (16, 8))
+    >>> make_model("vgg", (4,), 3, seed=0)
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `model`: expected one of ['mlp', 'cnn', 'resnet18', 'resnet18-narrow']; got 'vgg'
     """
     classes = {"mlp": MLP, "cnn": CNN, "resnet18": ResNet18,
                "resnet18-narrow": lambda *a, **kw: ResNet18(*a, **{"width": NARROW_WIDTH, **kw})}
@@ -138,15 +176,85 @@ def make_model(name: str, in_shape, num_classes: int, *, seed: int, param_dtype=
 
 
 def num_classes(net) -> int:
-    """K, the number of logits of a split network (the width of its head)."""
+    """K, the number of logits of a split network (the width of its head).
+
+    Parameters
+    ----------
+    net : Net
+        A split network (any object with ``params["head"]["bias"]``).
+
+    Returns
+    -------
+    int
+        K.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from muso_jax.nn.models import make_model, num_classes
+    >>> from muso_jax.nn.state import split
+    >>> num_classes(split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64)))
+    3
+    """
     return int(net.params["head"]["bias"][...].shape[0])
 
 
 def head_matrix(head_state) -> jax.Array:
-    """The last layer as one (F + 1, K) matrix ``[kernel; bias]``, acting on ``[z, 1]``."""
+    r"""The last layer as one (F + 1, K) matrix ``[kernel; bias]``, acting on ``[z, 1]``.
+
+    .. math::
+        W = \begin{bmatrix} W_{kernel} \\ b^\top \end{bmatrix}, \qquad
+        \mathrm{head}(z) = [z, 1]\, W
+
+    the last layer W of the MUSO paper (arXiv 2410.08557, nonlinear section), whose rows act on
+    the penultimate features plus a constant 1.
+
+    Parameters
+    ----------
+    head_state
+        The head's parameters, e.g. ``net.params["head"]``: ``kernel`` (F, K) and ``bias`` (K,).
+
+    Returns
+    -------
+    jax.Array
+        (F + 1, K).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn.models import head_matrix, make_model, with_bias_column
+    >>> from muso_jax.nn.state import predict, split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> W = head_matrix(net0.params["head"])
+    >>> W.shape
+    (9, 3)
+    >>> x = np.random.default_rng(0).normal(size=(16, 4))
+    >>> z = predict(net0, x, features=True)
+    >>> bool(jnp.allclose(with_bias_column(z) @ W, predict(net0, x)))
+    True
+    """
     return jnp.concatenate([head_state["kernel"][...], head_state["bias"][...][None, :]], axis=0)
 
 
 def with_bias_column(z) -> jax.Array:
-    """``[z, 1]``: penultimate features with the constant that multiplies the bias."""
+    """``[z, 1]``: penultimate features with the constant that multiplies the bias.
+
+    Parameters
+    ----------
+    z : (n, F) features
+
+    Returns
+    -------
+    jax.Array
+        (n, F + 1), the last column ones, in ``z``'s dtype.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from muso_jax.nn.models import with_bias_column
+    >>> zb = with_bias_column(jnp.zeros((2, 3)))
+    >>> zb.shape, zb[:, -1].tolist()
+    ((2, 4), [1.0, 1.0])
+    """
     return jnp.concatenate([z, jnp.ones((z.shape[0], 1), z.dtype)], axis=1)

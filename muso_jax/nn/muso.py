@@ -65,7 +65,33 @@ CLASS_DEFAULTS = MusoConfig(epochs=5, lr=2.8e-4, optimizer="adamw", schedule="co
 
 
 def epsilon(epoch: int, cfg: MusoConfig) -> float:
-    """Cosine ramp from ``eps_start`` (epoch 0) to ``eps_end`` (last epoch)."""
+    r"""Cosine ramp from ``eps_start`` (epoch 0) to ``eps_end`` (last epoch).
+
+    .. math::
+        \epsilon_e = \epsilon_{end} + (\epsilon_{start} - \epsilon_{end})\,
+                     \tfrac12 \left(1 + \cos \frac{\pi e}{E - 1}\right)
+
+    over the E = ``cfg.epochs`` epochs (``eps_start`` when E = 1): the ridge of the relabel
+    projector before epoch e (the authors' scripts, MUSO arXiv 2410.08557).
+
+    Parameters
+    ----------
+    epoch : int
+        e, in [0, E).
+    cfg : MusoConfig
+        ``epochs``, ``eps_start``, ``eps_end``.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from muso_jax.nn.muso import MusoConfig, epsilon
+    >>> cfg = MusoConfig(epochs=3, eps_start=1e-6, eps_end=1e-2)
+    >>> [round(epsilon(e, cfg), 7) for e in range(3)]
+    [1e-06, 0.0050005, 0.01]
+    """
     if cfg.epochs == 1:
         return cfg.eps_start
     c = (1.0 + math.cos(math.pi * epoch / (cfg.epochs - 1))) / 2.0
@@ -82,6 +108,47 @@ def head_projector(z, eps, variant: str = "exact"):
     revision, a Woodbury form of ``(Z^T Z + eps I)^{-1} Z^T Z`` whose inner identity lacks the
     factor eps, ``(1/eps)[I - Z^T (I + Z Z^T)^{-1} Z] Z^T Z``; its eigenvalues are
     ``s / (eps (1 + s))``, up to about 1/eps. Kept so users can see whether results depend on it.
+
+    .. math::
+        P = Z^\top (Z Z^\top + \epsilon I)^{-1} Z
+
+    (MUSO, arXiv 2410.08557, nonlinear section), with Z the (n, F + 1) features of a subset of
+    D_r under the current network.
+
+    Parameters
+    ----------
+    z : (n, F + 1) features
+        The bias column included (:func:`muso_jax.nn.models.with_bias_column`).
+    eps : float
+        The ridge epsilon, >= 0 (> 0 for the ablation).
+    variant : str
+        One of :data:`PROJECTORS`.
+
+    Returns
+    -------
+    jax.Array
+        (F + 1, F + 1).
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``variant`` (naming ``projector``), a bad ``z`` or a negative ``eps``.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn.muso import head_projector
+    >>> z = np.random.default_rng(0).normal(size=(5, 9))
+    >>> P = head_projector(z, 1e-6)
+    >>> P.shape, bool(jnp.allclose(P, P.T)), round(float(jnp.trace(P)), 3)  # rank 5: trace ~ 5
+    ((9, 9), True, 5.0)
+    >>> float(jnp.trace(head_projector(z, 1e-6, "authors_woodbury"))) > 1e3  # not a projector
+    True
+    >>> head_projector(z, 1e-6, "woodbury")
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `projector`: expected one of ['exact', 'authors_woodbury']; got 'woodbury'
     """
     if variant not in PROJECTORS:
         raise ValueError(f"argument `projector`: expected one of {list(PROJECTORS)}; got {variant!r}")
@@ -97,12 +164,76 @@ def head_projector(z, eps, variant: str = "exact"):
 
 
 def relabel_head(P, W0, Wp):
-    """``R = P (W_p - W_0) + W_0 + W_p``."""
+    r"""``R = P (W_p - W_0) + W_0 + W_p``.
+
+    .. math::
+        R = P (W_p - W_0) + W_0 + W_p
+
+    the relabel matrix of MUSO for networks (arXiv 2410.08557, nonlinear section): with
+    :func:`forget_logits` a forget point's logits are
+    :math:`[z_{cur}, 1] R - [z_{orig}, 1] W_p`.
+
+    Parameters
+    ----------
+    P : (F + 1, F + 1)
+        The projector of :func:`head_projector`.
+    W0, Wp : (F + 1, K)
+        The heads of p_0 and of the original network (:func:`muso_jax.nn.models.head_matrix`).
+
+    Returns
+    -------
+    jax.Array
+        (F + 1, K).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from muso_jax.nn.muso import relabel_head
+    >>> W0, Wp = jnp.zeros((9, 3)), jnp.ones((9, 3))
+    >>> relabel_head(jnp.eye(9), W0, Wp).shape
+    (9, 3)
+    >>> bool(jnp.all(relabel_head(jnp.eye(9), W0, Wp) == 2 * Wp))  # P = I: R = 2 W_p
+    True
+    """
     return P @ (Wp - W0) + W0 + Wp
 
 
 def forget_logits(z_cur, z_orig, R, Wp):
-    """``[z_cur, 1] R - [z_orig, 1] W_p``: the relabel logits of forget points."""
+    r"""``[z_cur, 1] R - [z_orig, 1] W_p``: the relabel logits of forget points.
+
+    .. math::
+        \ell(x) = [z_{cur}(x), 1]\, R - [z_{orig}(x), 1]\, W_p
+
+    (MUSO, arXiv 2410.08557, nonlinear section); at step 0, z_cur = z_orig and
+    :math:`\ell = [z, 1](W_0 + P (W_p - W_0))`, the linear theory's projector-form labels.
+
+    Parameters
+    ----------
+    z_cur, z_orig : (n, F) features
+        Of the forget points under the current and the original network (no bias column).
+    R : (F + 1, K)
+        :func:`relabel_head`.
+    Wp : (F + 1, K)
+        The original network's head.
+
+    Returns
+    -------
+    jax.Array
+        (n, K) logits; MUSO's hard labels are their argmax.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn.models import with_bias_column
+    >>> from muso_jax.nn.muso import forget_logits, relabel_head
+    >>> z = jnp.asarray(np.random.default_rng(0).normal(size=(4, 8)))
+    >>> W0, Wp = jnp.zeros((9, 3)), jnp.ones((9, 3))
+    >>> R = relabel_head(jnp.zeros((9, 9)), W0, Wp)  # P = 0: R = W_0 + W_p
+    >>> logits = forget_logits(z, z, R, Wp)
+    >>> logits.shape, bool(jnp.allclose(logits, with_bias_column(z) @ W0))  # step 0, P = 0: [z, 1] W_0
+    ((4, 3), True)
+    """
     return with_bias_column(z_cur) @ R - with_bias_column(z_orig) @ Wp
 
 
@@ -128,14 +259,69 @@ def _percent_changed(labels, y):
 
 def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: MusoConfig, *,
             on_progress=None) -> tuple[Net, MusoInfo]:
-    """Run MUSO from the original network ``net_p`` with its initialization ``net0``.
+    r"""Run MUSO from the original network ``net_p`` with its initialization ``net0``.
 
-    Args:
-      key: PRNG key of the subsets and batch orders. net0, net_p: initialization and original.
-      x: (N, ...) inputs, y: (N,) labels in [0, K) of the original training set D.
-      forget: boolean mask over the N rows or their indices: D_f (the rest is D_r).
-      cfg: :class:`MusoConfig`. on_progress: gets the optimizer steps of each epoch.
-    Returns ``(net_u, MusoInfo)``. Every epoch shuffles all N rows (D_r and D_f together).
+    Every epoch shuffles all N rows (D_r and D_f together). Before epoch e, with Z the features
+    of a random ``subset_ratio`` of D_r under the current network and :math:`\epsilon_e` of
+    :func:`epsilon`,
+
+    .. math::
+        P = Z^\top (Z Z^\top + \epsilon_e I)^{-1} Z, \qquad R = P (W_p - W_0) + W_0 + W_p,
+
+    and during the epoch a forget point is trained on :math:`\arg\max\, [z_{cur}, 1] R -
+    [z_{orig}, 1] W_p` (its softmax with ``soft``), a retain point on its label (Yang et al.,
+    MUSO, arXiv 2410.08557, nonlinear section).
+
+    Parameters
+    ----------
+    key
+        A JAX PRNG key (the subsets and batch orders).
+    net0, net_p : Net
+        The initialization p_0 and the original network.
+    x : (N, ...) inputs
+        The original training set D.
+    y : (N,) int labels in [0, K)
+    forget : (N,) bool mask or int indices
+        D_f (the rest is D_r).
+    cfg : MusoConfig
+    on_progress : callable, optional
+        Gets the optimizer steps of each epoch.
+
+    Returns
+    -------
+    tuple
+        ``(net_u, MusoInfo)``: the unlearned network; the wall clock, the percent of D_f whose
+        MUSO label differs from its true label at the start and at the end, the epsilons and
+        the epoch losses.
+
+    Raises
+    ------
+    ValueError
+        On a bad field of ``cfg`` (an unknown ``projector`` among them) or bad data (see
+        :func:`muso_jax.nn.train.check_unlearning`).
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import muso
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> from muso_jax.nn.train import TrainConfig, train
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> net_p = train(jax.random.key(0), net0, x, y, TrainConfig(epochs=1, batch_size=8))
+    >>> cfg = muso.MusoConfig(epochs=1, batch_size=8, optimizer="sgd")
+    >>> net_u, info = muso.unlearn(jax.random.key(1), net0, net_p, x, y, np.arange(16) < 4, cfg)
+    >>> type(net_u).__name__, info.seconds >= 0, len(info.epsilons), len(info.losses)
+    ('Net', True, 1, 1)
+    >>> info.changed_at_start > 0  # MUSO relabels some forget points away from their labels
+    True
+    >>> muso.unlearn(jax.random.key(1), net0, net_p, x, y, [0, 1], cfg._replace(projector="woodbury"))
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `projector`: expected one of ['exact', 'authors_woodbury']; got 'woodbury'
     """
     if cfg.projector not in PROJECTORS:
         raise ValueError(f"argument `projector`: expected one of {list(PROJECTORS)}; got {cfg.projector!r}")

@@ -55,7 +55,29 @@ AUTO_EXACT_MAX = 2000
 
 
 def resolve_solver(cfg, n_retain: int) -> str:
-    """The solver ``cfg.solver`` means for ``n_retain`` retained rows (``"auto"`` resolved)."""
+    """The solver ``cfg.solver`` means for ``n_retain`` retained rows (``"auto"`` resolved).
+
+    ``"auto"``: ``"exact"`` up to :data:`AUTO_EXACT_MAX` retained rows, ``"last-layers"`` above.
+
+    Parameters
+    ----------
+    cfg : NtkConfig
+    n_retain : int
+        N_r.
+
+    Returns
+    -------
+    str
+        One of :data:`muso_jax.nn.ntk_solvers.SOLVERS`.
+
+    Examples
+    --------
+    >>> from muso_jax.nn.muso_ntk import NtkConfig, resolve_solver
+    >>> resolve_solver(NtkConfig(), 12), resolve_solver(NtkConfig(), 5000)
+    ('exact', 'last-layers')
+    >>> resolve_solver(NtkConfig(solver="cg"), 12)
+    'cg'
+    """
     if cfg.solver != "auto":
         return cfg.solver
     return "exact" if n_retain <= AUTO_EXACT_MAX else "last-layers"
@@ -94,7 +116,34 @@ class NtkInfo(NamedTuple):
 
 
 def check_config(cfg: NtkConfig) -> None:
-    """Refuse, naming the field, a value of ``cfg`` outside its domain."""
+    """Refuse, naming the field, a value of ``cfg`` outside its domain.
+
+    The NTK fields (``kernel``, ``ridge_scale``, ``solver``, ``budget``, ``layers``, ``tol``,
+    ``landmark_seed``) here, the training fields by :func:`muso_jax.nn.train.check_config`.
+
+    Parameters
+    ----------
+    cfg : NtkConfig
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        Naming the first bad field.
+
+    Examples
+    --------
+    >>> from muso_jax.nn.muso_ntk import NtkConfig, check_config
+    >>> check_config(NtkConfig()) is None
+    True
+    >>> check_config(NtkConfig(solver="lanczos"))
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `solver`: expected one of ['auto', 'exact', 'last-layers', 'nystrom', 'cg']; got 'lanczos'
+    """
     if cfg.kernel not in KERNELS:
         raise ValueError(f"argument `kernel`: expected one of {list(KERNELS)}; got {cfg.kernel!r}")
     if cfg.ridge_scale not in RIDGE_SCALES:
@@ -128,12 +177,95 @@ def linearized_retrain_outputs(net: Net, x_r, y_r, x_f, cfg: NtkConfig) -> np.nd
     D_r), ``"last-layers"`` (the kernel of the parameter groups ``cfg.layers``; the head alone
     in closed form), ``"nystrom"`` (``cfg.budget`` landmarks drawn with ``cfg.landmark_seed``) or
     ``"cg"`` (matrix-free conjugate gradients, ``cfg.budget`` iterations at most, ``cfg.tol``).
+
+    (MUSO's optimal labels, arXiv 2410.08557, for the linearized network at p_0: Lee et al.,
+    arXiv 1902.06720.)
+
+    Parameters
+    ----------
+    net : Net
+        The expansion point p_0 (``net0``; the current network with ``alternate``).
+    x_r : (N_r, ...) inputs
+        D_r.
+    y_r : (N_r,) int labels
+        Y_r are their one-hot rows.
+    x_f : (N_f, ...) inputs
+        D_f.
+    cfg : NtkConfig
+        The kernel, ridge and solver fields.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N_f, K) float64.
+
+    Raises
+    ------
+    ValueError
+        On a bad field of ``cfg`` or bad data, named.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import muso_ntk
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> cfg = muso_ntk.NtkConfig(epochs=1, batch_size=8, optimizer="sgd")
+    >>> outputs = muso_ntk.linearized_retrain_outputs(net0, x[4:], y[4:], x[:4], cfg)
+    >>> outputs.shape, bool((outputs.argmax(axis=1) != y[:4]).any())  # some forget labels change
+    ((4, 3), True)
     """
     return linearized_retrain(net, x_r, y_r, x_f, cfg)[0]
 
 
 def linearized_retrain(net: Net, x_r, y_r, x_f, cfg: NtkConfig):
-    """:func:`linearized_retrain_outputs` and the solver's :class:`muso_jax.nn.ntk_solvers.Cost`."""
+    r""":func:`linearized_retrain_outputs` and the solver's :class:`muso_jax.nn.ntk_solvers.Cost`.
+
+    .. math::
+        f_r(X_f) = f_0(X_f) + \Theta_{fr} (\Theta_{rr} + \epsilon I)^{-1} (Y_r - f_0(X_r))
+
+    Parameters
+    ----------
+    net : Net
+        The expansion point.
+    x_r : (N_r, ...) inputs
+    y_r : (N_r,) int labels
+    x_f : (N_f, ...) inputs
+    cfg : NtkConfig
+
+    Returns
+    -------
+    tuple
+        ``(outputs, Cost)``: (N_f, K) float64 outputs and the solve's cost.
+
+    Raises
+    ------
+    ValueError
+        On a bad field of ``cfg`` (e.g. a Nystrom ``budget`` above N_r) or bad data, named.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import muso_ntk
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> cfg = muso_ntk.NtkConfig(epochs=1, batch_size=8, optimizer="sgd")
+    >>> outputs, cost = muso_ntk.linearized_retrain(net0, x[4:], y[4:], x[:4], cfg)
+    >>> outputs.shape, cost.solver  # "auto" with 12 retained rows: the exact kernel
+    ((4, 3), 'exact')
+    >>> muso_ntk.linearized_retrain(net0, x[4:], y[4:], x[:4], cfg._replace(solver="nystrom", budget=20))
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `budget`: expected the number of landmarks m <= N_r = 12 for solver='nystrom'; got 20
+    """
     check_config(cfg)
     common = dict(kernel=cfg.kernel, logit=cfg.logit, ridge=cfg.ridge, ridge_scale=cfg.ridge_scale, chunk=cfg.chunk)
     cfg = cfg._replace(solver=resolve_solver(cfg, len(y_r)))
@@ -153,10 +285,57 @@ def linearized_retrain(net: Net, x_r, y_r, x_f, cfg: NtkConfig):
 
 def unlearn(key, net0: Net, net_p: Net, x, y, forget, cfg: NtkConfig, *,
             on_progress=None) -> tuple[Net, NtkInfo]:
-    """MUSO with NTK relabeling; the signature of :func:`muso_jax.nn.muso.unlearn`.
+    r"""MUSO with NTK relabeling; the signature of :func:`muso_jax.nn.muso.unlearn`.
 
     ``forget``: boolean mask over the rows of ``x`` or their indices (D_f). Returns
     ``(net_u, NtkInfo)``: the unlearned network and the wall clock (kernels included).
+
+    D_f is relabeled with :math:`\arg\max f_r(X_f)` (:func:`linearized_retrain`; with ``soft``,
+    the KL to :math:`\mathrm{softmax}(f_r / T)`) and ``net_p`` fine-tuned on D_r plus the
+    relabeled D_f for ``cfg.epochs`` (MUSO, arXiv 2410.08557, with the tangent features at p_0
+    as the random features).
+
+    Parameters
+    ----------
+    key
+        A JAX PRNG key (batch orders).
+    net0, net_p : Net
+        The initialization p_0 (the expansion point) and the original network.
+    x : (N, ...) inputs
+    y : (N,) int labels in [0, K)
+    forget : (N,) bool mask or int indices
+        D_f.
+    cfg : NtkConfig
+    on_progress : callable, optional
+        Gets the optimizer steps of each epoch.
+
+    Returns
+    -------
+    tuple
+        ``(net_u, NtkInfo)``: the network, the wall clock, the relabel's share of it and the
+        solve's :class:`~muso_jax.nn.ntk_solvers.Cost`.
+
+    Raises
+    ------
+    ValueError
+        On a bad field of ``cfg`` or bad data, named.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import muso_ntk
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> cfg = muso_ntk.NtkConfig(epochs=1, batch_size=8, optimizer="sgd")
+    >>> from muso_jax.nn.train import TrainConfig, train
+    >>> net_p = train(jax.random.key(0), net0, x, y, TrainConfig(epochs=1, batch_size=8))
+    >>> net_u, info = muso_ntk.unlearn(jax.random.key(1), net0, net_p, x, y, np.arange(16) < 4, cfg)
+    >>> type(net_u).__name__, info.seconds >= info.relabel_seconds >= 0, info.cost.solver
+    ('Net', True, 'exact')
     """
     check_config(cfg)
     x, y, forget = check_unlearning(net0, net_p, x, y, forget, cfg)

@@ -40,12 +40,76 @@ from muso_jax.nn.state import Net, check_inputs, forward, param_dtype
 
 def logits(net: Net, params, x):
     """Evaluation-mode logits ``f(x; params)`` of a batch, (B, K), inputs cast to the
-    parameters' dtype: the fixed function ``p -> f(x; p)`` that the kernel differentiates."""
+    parameters' dtype: the fixed function ``p -> f(x; p)`` that the kernel differentiates.
+
+    Parameters
+    ----------
+    net : Net
+        The network (its graphdef and batch statistics).
+    params
+        Parameters p with the structure of ``net.params``.
+    x : (B, ...) inputs
+
+    Returns
+    -------
+    jax.Array
+        (B, K).
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import ntk
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> from muso_jax.nn.state import predict
+    >>> f = ntk.logits(net0, net0.params, x)
+    >>> f.shape, bool(jnp.allclose(f, predict(net0, x)))
+    ((16, 3), True)
+    """
     return forward(net.graphdef, params, net.rest, jnp.asarray(x).astype(param_dtype(net)), train=False)[0]
 
 
 def check_layers(name: str, layers, net: Net):
-    """``layers`` as a tuple of top-level parameter-group names of ``net`` (None: all parameters)."""
+    """``layers`` as a tuple of top-level parameter-group names of ``net`` (None: all parameters).
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the error message.
+    layers : None or sequence of str
+        Distinct top-level keys of ``net.params`` (e.g. ``"head"``, ``"layers"``).
+    net : Net
+
+    Returns
+    -------
+    tuple of str or None
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``: not a non-empty tuple or list, an unknown group, or a repeated one.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import ntk
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> ntk.check_layers("layers", ["head"], net0), ntk.check_layers("layers", None, net0)
+    (('head',), None)
+    >>> ntk.check_layers("layers", ("conv",), net0)
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `layers`: expected parameter groups among ['head', 'layers']; got 'conv'
+    """
     if layers is None:
         return None
     groups = list(net.params.keys())
@@ -61,12 +125,71 @@ def check_layers(name: str, layers, net: Net):
 
 
 def subset(net: Net, layers):
-    """The parameters the kernel differentiates: all of them (``layers`` None) or the named groups."""
+    """The parameters the kernel differentiates: all of them (``layers`` None) or the named groups.
+
+    Parameters
+    ----------
+    net : Net
+    layers : tuple of str or None
+        Checked groups (:func:`check_layers`).
+
+    Returns
+    -------
+    pytree
+        ``net.params``, or a dict of the named groups.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import ntk
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> list(ntk.subset(net0, ("head",)))
+    ['head']
+    >>> ntk.subset(net0, None) is net0.params
+    True
+    """
     return net.params if layers is None else {k: net.params[k] for k in layers}
 
 
 def join(net: Net, sub, layers):
-    """The full parameter pytree with the groups of ``sub`` in place of ``net.params``' ones."""
+    """The full parameter pytree with the groups of ``sub`` in place of ``net.params``' ones.
+
+    Parameters
+    ----------
+    net : Net
+        The network whose other groups are kept (frozen at ``net.params``).
+    sub
+        Parameters of the groups ``layers`` (as :func:`subset` returns them).
+    layers : tuple of str or None
+        None: ``sub`` is the whole pytree.
+
+    Returns
+    -------
+    pytree
+        Every group of ``net.params``, those of ``layers`` taken from ``sub`` (an ``nnx.State``
+        with the same leaves; its inner nodes may be States where ``net.params`` has dicts).
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import ntk
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> head = jax.tree.map(lambda a: a + 1.0, ntk.subset(net0, ("head",)))
+    >>> params = ntk.join(net0, head, ("head",))
+    >>> shift = ntk.logits(net0, params, x) - ntk.logits(net0, net0.params, x)
+    >>> shift.shape, bool(jnp.all(shift > 0))  # a larger head, the hidden layer unchanged
+    ((16, 3), True)
+    """
     if layers is None:
         return sub
     return nnx.State({k: (sub[k] if k in layers else net.params[k]) for k in net.params.keys()})
@@ -78,7 +201,43 @@ def _inputs(name: str, x, net: Net):
 
 
 def check_params(name: str, params, reference, reference_name: str = "net0.params"):
-    """Raise unless ``params`` is a pytree of ``reference``'s structure and leaf shapes."""
+    """Raise unless ``params`` is a pytree of ``reference``'s structure and leaf shapes.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the error message.
+    params, reference
+        Parameter pytrees.
+    reference_name : str
+        The reference's name, for the error message.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``: another structure, or a leaf of another shape.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import ntk
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> ntk.check_params("params", net0.params, net0.params) is None
+    True
+    >>> ntk.check_params("params", ntk.subset(net0, ("head",)), net0.params)
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `params`: expected a parameter pytree with the structure of `net0.params` (4 leaves); got another structure (2 leaves)
+    """
     if jax.tree.structure(params) != jax.tree.structure(reference):
         raise ValueError(
             f"argument `{name}`: expected a parameter pytree with the structure of `{reference_name}` "
@@ -189,18 +348,60 @@ def kernel(net: Net, x1, x2=None, *, chunk: int = 32, output=None, layers=None):
     .. math::
         \Theta_{ia,jb} = \sum_{\rm params} \partial_p f_a(x_i)\, \partial_p f_b(x_j)
 
-    Args:
-      net: the network (``Net``); its parameters are ``p0``. Float64 parameters give a
-        float64 kernel (inputs are cast to the parameters' dtype).
-      x1: (N1, ...) inputs. x2: (N2, ...) inputs; None means x1 (the Gram matrix, computed on
-        and above the block diagonal and then made exactly symmetric).
-      chunk: rows per block; the working memory is about ``chunk * K * P`` numbers (the
-        Jacobian rows of one block) plus the output. The result does not depend on it (up to
-        round-off: the same products, batched differently).
-      output: None for the full multi-output kernel, shape (N1, K, N2, K); an int ``a`` for
-        the kernel of logit ``a`` alone, shape (N1, N2) (the diagonal block ``[:, a, :, a]``).
-      layers: None (all parameters) or a tuple of top-level parameter groups (e.g.
-        ``("head",)``): the tangent kernel of those parameters alone.
+    (the neural tangent kernel of Jacot et al. 2018, arXiv 1806.07572, at fixed parameters:
+    the kernel of the linearized network, Lee et al., arXiv 1902.06720, that MUSO's theory
+    applies to, arXiv 2410.08557).
+
+    Parameters
+    ----------
+    net : Net
+        The network; its parameters are ``p0``. Float64 parameters give a float64 kernel
+        (inputs are cast to the parameters' dtype).
+    x1 : (N1, ...) inputs
+    x2 : (N2, ...) inputs, optional
+        None means x1 (the Gram matrix, computed on and above the block diagonal and then made
+        exactly symmetric).
+    chunk : int
+        Rows per block; the working memory is about ``chunk * K * P`` numbers (the Jacobian
+        rows of one block) plus the output. The result does not depend on it (up to round-off:
+        the same products, batched differently).
+    output : int, optional
+        None for the full multi-output kernel; an int ``a`` for the kernel of logit ``a``
+        alone (the diagonal block ``[:, a, :, a]``).
+    layers : tuple of str, optional
+        None (all parameters) or top-level parameter groups (e.g. ``("head",)``): the tangent
+        kernel of those parameters alone.
+
+    Returns
+    -------
+    jax.Array
+        (N1, K, N2, K) for ``output=None``, (N1, N2) for one logit.
+
+    Raises
+    ------
+    ValueError
+        On a bad ``chunk``, ``layers``, ``output``, or inputs (``x1``, ``x2``).
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import ntk
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> theta = ntk.kernel(net0, x)
+    >>> theta.shape, bool(jnp.allclose(theta, theta.transpose(2, 3, 0, 1)))  # a symmetric Gram
+    ((16, 3, 16, 3), True)
+    >>> theta0 = ntk.kernel(net0, x, output=0)
+    >>> theta0.shape, bool(jnp.allclose(theta0, theta[:, 0, :, 0]))
+    ((16, 16), True)
+    >>> ntk.kernel(net0, x, output=3)
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `output`: expected None or a logit index in [0, 3); got 3
     """
     chunk = _checks.positive_int("chunk", chunk)
     layers = check_layers("layers", layers, net)
@@ -221,6 +422,33 @@ def kernel(net: Net, x1, x2=None, *, chunk: int = 32, output=None, layers=None):
 
 
 def check_output(output, k: int):
+    """``output`` unchanged when it is None or a logit index in [0, K), else a ValueError.
+
+    Parameters
+    ----------
+    output : int or None
+    k : int
+        K, the number of logits.
+
+    Returns
+    -------
+    int or None
+
+    Raises
+    ------
+    ValueError
+        Naming ``output``.
+
+    Examples
+    --------
+    >>> from muso_jax.nn.ntk import check_output
+    >>> check_output(None, 3), check_output(2, 3)
+    (None, 2)
+    >>> check_output(3, 3)
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `output`: expected None or a logit index in [0, 3); got 3
+    """
     if output is not None and (isinstance(output, bool) or not isinstance(output, int) or not 0 <= output < k):
         raise ValueError(f"argument `output`: expected None or a logit index in [0, {k}); got {output!r}")
     return output
@@ -232,6 +460,44 @@ def diagonal(net: Net, x, *, chunk: int = 32, output=None, layers=None):
     (N, K) for ``output=None`` (every logit), (N,) for one logit ``a``; ``layers`` as in
     :func:`kernel`. One block of per-example Jacobians at a time: N (or N K) gradient rows,
     linear in N, against the N^2 entries of the kernel.
+
+    .. math::
+        \Theta_{ia,ia} = \lVert \partial_p f_a(x_i; p_0) \rVert^2
+
+    Parameters
+    ----------
+    net : Net
+    x : (N, ...) inputs
+    chunk : int
+        Rows per block.
+    output : int, optional
+        None for every logit; an int ``a`` for logit ``a`` alone.
+    layers : tuple of str, optional
+        As in :func:`kernel`.
+
+    Returns
+    -------
+    jax.Array
+        (N, K) for ``output=None``, (N,) for one logit.
+
+    Raises
+    ------
+    ValueError
+        On a bad ``chunk``, ``layers``, ``output`` or ``x``.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import ntk
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> d = ntk.diagonal(net0, x)
+    >>> d.shape, bool(jnp.allclose(d, jnp.einsum("iaia->ia", ntk.kernel(net0, x))))
+    ((16, 3), True)
     """
     chunk = _checks.positive_int("chunk", chunk)
     layers = check_layers("layers", layers, net)
@@ -258,10 +524,40 @@ def linearized_apply(net0: Net, params, x):
     .. math::
         f_{\rm lin}(x; p) = f(x; p_0) + J(x)\,(p - p_0)
 
-    Args:
-      net0: the network at its initialization (the expansion point).
-      params: parameters ``p`` with the structure of ``net0.params``.
-      x: (B, ...) inputs. Returns (B, K) outputs.
+    (Lee et al., arXiv 1902.06720: the linear model of MUSO's theory, arXiv 2410.08557, with
+    the tangent features as its features.)
+
+    Parameters
+    ----------
+    net0 : Net
+        The network at its initialization (the expansion point p_0).
+    params
+        Parameters p with the structure of ``net0.params``.
+    x : (B, ...) inputs
+
+    Returns
+    -------
+    jax.Array
+        (B, K) outputs.
+
+    Raises
+    ------
+    ValueError
+        On ``params`` of another structure or shapes, or bad ``x``.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import ntk
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> f = ntk.linearized_apply(net0, net0.params, x)  # at p = p_0: the network itself
+    >>> f.shape, bool(jnp.allclose(f, ntk.logits(net0, net0.params, x)))
+    ((16, 3), True)
     """
     check_params("params", params, net0.params)
     x, _ = _inputs("x", x, net0)
@@ -275,6 +571,46 @@ def pullback(net0: Net, x, cotangent):
 
     ``net0.params + pullback(net0, x, alpha)`` is the model ``p0 + Phi^T alpha`` of the kernel
     form (:mod:`muso_jax.kernel_form`) with the tangent features as ``Phi``.
+
+    .. math::
+        J(x)^\top v = \sum_{i, a} v_{ia}\, \partial_p f_a(x_i; p_0)
+
+    Parameters
+    ----------
+    net0 : Net
+        The expansion point p_0.
+    x : (B, ...) inputs
+    cotangent : (B, K)
+        The coefficients v.
+
+    Returns
+    -------
+    pytree
+        Like ``net0.params``.
+
+    Raises
+    ------
+    ValueError
+        On bad ``x`` or a ``cotangent`` of another shape than (B, K).
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import ntk
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> v = jax.nn.one_hot(y, 3, dtype=jnp.float64)
+    >>> g = ntk.pullback(net0, x, v)
+    >>> [a.shape for a in jax.tree.leaves(g)] == [a.shape for a in jax.tree.leaves(net0.params)]
+    True
+    >>> ntk.pullback(net0, x, v[:8])
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `cotangent`: expected shape (16, 3) (one row of K logits per input); got shape (8, 3)
     """
     x, _ = _inputs("x", x, net0)
     cotangent = _outputs_like("cotangent", cotangent, x, net0, "array of coefficients")
@@ -292,6 +628,45 @@ def gradient_step(net0: Net, params, x, y, lr):
     Every step adds ``J^T r`` (tangent features times coefficients), so the iterates stay in
     ``p0 + row(J)``: the implicit bias of MUSO's lemma. Returns ``(params, residual)`` with the
     residual ``f_lin(x; p) - y`` before the step.
+
+    (MUSO, arXiv 2410.08557, implicit-bias lemma, on the tangent features.)
+
+    Parameters
+    ----------
+    net0 : Net
+        The expansion point p_0.
+    params
+        The current p, like ``net0.params``.
+    x : (B, ...) inputs
+    y : (B, K) targets
+    lr : float
+        The step size, > 0.
+
+    Returns
+    -------
+    tuple
+        ``(params, residual)``: p after the step and the (B, K) residual before it.
+
+    Raises
+    ------
+    ValueError
+        On bad ``x``, ``y`` (shape (B, K)) or ``lr``.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import ntk
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> targets = jax.nn.one_hot(y, 3, dtype=jnp.float64)
+    >>> p1, r0 = ntk.gradient_step(net0, net0.params, x, targets, 0.01)
+    >>> p2, r1 = ntk.gradient_step(net0, p1, x, targets, 0.01)
+    >>> r0.shape, bool(jnp.linalg.norm(r1) < jnp.linalg.norm(r0))  # the residual shrinks
+    ((16, 3), True)
     """
     x, _ = _inputs("x", x, net0)
     y = _outputs_like("y", y, x, net0, "array of targets")

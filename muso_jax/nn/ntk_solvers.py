@@ -156,6 +156,61 @@ def exact(net0: Net, x_r, y_r, x_f, *, kernel: str = "logit", logit: int = 0, ri
     a network with fewer parameters than N_r K): then ``f_r`` is the minimum-norm least-squares
     fit of D_r, the limit of gradient descent on the linearized network from p_0. ``layers``:
     the kernel of those parameter groups alone (:func:`muso_jax.nn.ntk.kernel`), None for all.
+
+    Parameters
+    ----------
+    net0 : Net
+        The network at its initialization p_0 (the expansion point).
+    x_r : (N_r, ...) inputs
+        D_r.
+    y_r : (N_r,) int labels in [0, K)
+        The targets are their one-hot rows, Y_r.
+    x_f : (N_f, ...) inputs
+        D_f.
+    kernel : str
+        One of :data:`KERNELS`: ``"logit"`` (logit ``logit``'s kernel as ``Theta_bar (x) I_K``),
+        ``"mean"`` (the mean of the K logits' kernels, likewise) or ``"full"`` (multi-output).
+    logit : int
+        The logit of the ``"logit"`` kernel, in [0, K).
+    ridge : float
+        >= 0; epsilon itself, or relative to the mean diagonal (``ridge_scale``).
+    ridge_scale : str
+        One of :data:`RIDGE_SCALES`.
+    chunk : int
+        Rows per block of the kernel (or of the passes).
+    layers : tuple of str, optional
+        Top-level parameter groups of the kernel; None: all.
+
+    Returns
+    -------
+    tuple
+        ``(outputs, Cost)``: the (N_f, K) float64 NumPy outputs ``f_r(X_f)`` and what they cost.
+
+    Raises
+    ------
+    ValueError
+        On a bad argument, named (before any work).
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import ntk_solvers
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> x_r, y_r, x_f = x[4:], y[4:], x[:4]  # D_r: 12 rows, D_f: 4
+    >>> out, cost = ntk_solvers.exact(net0, x_r, y_r, x_f)
+    >>> out.shape, cost.solver, cost.kernel_entries  # 16 * 17 / 2 entries of the Gram
+    ((4, 3), 'exact', 136)
+    >>> cost.residual < 1e-8
+    True
+    >>> ntk_solvers.exact(net0, x_r, y_r, x_f, kernel="diag")
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `kernel`: expected one of ['logit', 'mean', 'full']; got 'diag'
     """
     x_r, y_r, x_f, k = _check_common(net0, x_r, y_r, x_f, kernel, logit, ridge, ridge_scale, chunk)
     layers = ntk.check_layers("layers", layers, net0)
@@ -196,6 +251,55 @@ def last_layers(net0: Net, x_r, y_r, x_f, *, layers=("head",), kernel: str = "lo
     W of the MUSO paper (arXiv 2410.08557, nonlinear section) from its initial value. Any other
     subset (e.g. ``("dense", "head")``, or every group: :func:`exact`) takes the general path,
     the exact solve with the subset's kernel.
+
+    Parameters
+    ----------
+    net0 : Net
+        The network at its initialization p_0 (the expansion point).
+    x_r : (N_r, ...) inputs
+        D_r.
+    y_r : (N_r,) int labels in [0, K)
+        The targets are their one-hot rows, Y_r.
+    x_f : (N_f, ...) inputs
+        D_f.
+    layers : tuple of str
+        The parameter groups trained, the others frozen at p_0.
+    kernel : str
+        One of :data:`KERNELS`: ``"logit"`` (logit ``logit``'s kernel as ``Theta_bar (x) I_K``),
+        ``"mean"`` (the mean of the K logits' kernels, likewise) or ``"full"`` (multi-output).
+    logit : int
+        The logit of the ``"logit"`` kernel, in [0, K).
+    ridge : float
+        >= 0; epsilon itself, or relative to the mean diagonal (``ridge_scale``).
+    ridge_scale : str
+        One of :data:`RIDGE_SCALES`.
+    chunk : int
+        Rows per block of the kernel (or of the passes).
+
+    Returns
+    -------
+    tuple
+        ``(outputs, Cost)``: the (N_f, K) float64 NumPy outputs ``f_r(X_f)`` and what they cost.
+
+    Raises
+    ------
+    ValueError
+        On a bad argument, named (before any work).
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import ntk_solvers
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> x_r, y_r, x_f = x[4:], y[4:], x[:4]  # D_r: 12 rows, D_f: 4
+    >>> out, cost = ntk_solvers.last_layers(net0, x_r, y_r, x_f)
+    >>> out.shape, cost.kernel_entries, cost.passes  # the head's closed form: one forward pass, no kernel
+    ((4, 3), 0, 1)
     """
     x_r, y_r, x_f, k = _check_common(net0, x_r, y_r, x_f, kernel, logit, ridge, ridge_scale, chunk)
     layers = ntk.check_layers("layers", layers, net0)
@@ -232,6 +336,62 @@ def nystrom(key, net0: Net, x_r, y_r, x_f, *, m: int, kernel: str = "logit", log
     Phi_f (Phi_r^T Phi_r + epsilon I)^{-1} Phi_r^T r``, whose matrix has the condition of
     ``Theta + epsilon I``, not its square. At ``m = N_r`` it is the exact solve.
     ``(N_r + N_f) m`` kernel entries (times K^2 for the full kernel) and the diagonal, ``N_r``.
+
+    Parameters
+    ----------
+    key
+        A JAX PRNG key (the landmarks).
+    net0 : Net
+        The network at its initialization p_0 (the expansion point).
+    x_r : (N_r, ...) inputs
+        D_r.
+    y_r : (N_r,) int labels in [0, K)
+        The targets are their one-hot rows, Y_r.
+    x_f : (N_f, ...) inputs
+        D_f.
+    m : int
+        Landmarks, in [1, N_r].
+    kernel : str
+        One of :data:`KERNELS`: ``"logit"`` (logit ``logit``'s kernel as ``Theta_bar (x) I_K``),
+        ``"mean"`` (the mean of the K logits' kernels, likewise) or ``"full"`` (multi-output).
+    logit : int
+        The logit of the ``"logit"`` kernel, in [0, K).
+    ridge : float
+        >= 0; epsilon itself, or relative to the mean diagonal (``ridge_scale``).
+    ridge_scale : str
+        One of :data:`RIDGE_SCALES`.
+    chunk : int
+        Rows per block of the kernel (or of the passes).
+
+    Returns
+    -------
+    tuple
+        ``(outputs, Cost)``: the (N_f, K) float64 NumPy outputs ``f_r(X_f)`` and what they cost.
+
+    Raises
+    ------
+    ValueError
+        On a bad argument, named (before any work).
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import ntk_solvers
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> x_r, y_r, x_f = x[4:], y[4:], x[:4]  # D_r: 12 rows, D_f: 4
+    >>> out, cost = ntk_solvers.nystrom(jax.random.key(0), net0, x_r, y_r, x_f, m=12)
+    >>> exact, _ = ntk_solvers.exact(net0, x_r, y_r, x_f)
+    >>> out.shape, bool(np.allclose(out, exact, atol=1e-8))  # m = N_r: the exact solve
+    ((4, 3), True)
+    >>> ntk_solvers.nystrom(jax.random.key(0), net0, x_r, y_r, x_f, m=13)
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `m`: expected an integer in [1, N_r = 12] (landmarks drawn from D_r); got 13
     """
     x_r, y_r, x_f, k = _check_common(net0, x_r, y_r, x_f, kernel, logit, ridge, ridge_scale, chunk)
     n_r = len(y_r)
@@ -410,6 +570,63 @@ def cg_path(net0: Net, x_r, y_r, x_f, *, iterations=(2, 5, 10, 20, 40), tol: flo
     network each product ``Theta v`` carries float32 round-off (~1e-7 relative), so the residual
     stalls near ``1e-7 cond``: ask no tighter ``tol`` there. Stops after ``max(iterations)`` or at
     relative residual ``<= tol``. Returns ``[(outputs, Cost)]``, one per entry of ``iterations``.
+
+    (Conjugate gradients: Hestenes and Stiefel 1952; the system of the exact formula of the
+    module, MUSO arXiv 2410.08557 on the linearized network.)
+
+    Parameters
+    ----------
+    net0 : Net
+        The network at its initialization p_0 (the expansion point).
+    x_r : (N_r, ...) inputs
+        D_r.
+    y_r : (N_r,) int labels in [0, K)
+        The targets are their one-hot rows, Y_r.
+    x_f : (N_f, ...) inputs
+        D_f.
+    iterations : int or tuple of int
+        The iteration counts (>= 1) whose outputs are kept.
+    tol : float
+        >= 0: stop at this relative residual (0: run ``max(iterations)``).
+    kernel : str
+        One of :data:`KERNELS`: ``"logit"`` (logit ``logit``'s kernel as ``Theta_bar (x) I_K``),
+        ``"mean"`` (the mean of the K logits' kernels, likewise) or ``"full"`` (multi-output).
+    logit : int
+        The logit of the ``"logit"`` kernel, in [0, K).
+    ridge : float
+        >= 0; epsilon itself, or relative to the mean diagonal (``ridge_scale``).
+    ridge_scale : str
+        One of :data:`RIDGE_SCALES`.
+    chunk : int
+        Rows per block of the kernel (or of the passes).
+
+    Returns
+    -------
+    list of tuple
+        ``[(outputs, Cost)]``, one per entry of ``iterations``: the (N_f, K) float64 outputs
+        after that many iterations (or where CG stopped) and their cost.
+
+    Raises
+    ------
+    ValueError
+        On a bad argument, named (before any work).
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import ntk_solvers
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> x_r, y_r, x_f = x[4:], y[4:], x[:4]  # D_r: 12 rows, D_f: 4
+    >>> path = ntk_solvers.cg_path(net0, x_r, y_r, x_f, iterations=(2, 12))
+    >>> [(out.shape, cost.iterations) for out, cost in path]
+    [((4, 3), 2), ((4, 3), 12)]
+    >>> path[1][1].residual < path[0][1].residual
+    True
     """
     x_r, y_r, x_f, k = _check_common(net0, x_r, y_r, x_f, kernel, logit, ridge, ridge_scale, chunk)
     its = (iterations,) if isinstance(iterations, (int, np.integer)) and not isinstance(iterations, bool) else iterations
@@ -453,7 +670,67 @@ def cg_path(net0: Net, x_r, y_r, x_f, *, iterations=(2, 5, 10, 20, 40), tol: flo
 def cg(net0: Net, x_r, y_r, x_f, *, iterations: int, tol: float = 0.0, kernel: str = "logit", logit: int = 0,
        ridge: float = 1e-6, ridge_scale: str = "mean_diagonal", chunk: int = 64):
     r"""Matrix-free conjugate gradients for at most ``iterations`` steps (or relative residual
-    ``<= tol``); see :func:`cg_path` for the formulas and the float32 behaviour."""
+    ``<= tol``); see :func:`cg_path` for the formulas and the float32 behaviour.
+
+    .. math::
+        (\Theta_{rr} + \epsilon I)\,\alpha = Y_r - f_0(X_r), \qquad
+        f_r(X_f) = f_0(X_f) + J_f (J_r^\top \alpha)
+
+    Parameters
+    ----------
+    net0 : Net
+        The network at its initialization p_0 (the expansion point).
+    x_r : (N_r, ...) inputs
+        D_r.
+    y_r : (N_r,) int labels in [0, K)
+        The targets are their one-hot rows, Y_r.
+    x_f : (N_f, ...) inputs
+        D_f.
+    iterations : int
+        At most this many CG iterations, >= 1.
+    tol : float
+        >= 0: stop at this relative residual.
+    kernel : str
+        One of :data:`KERNELS`: ``"logit"`` (logit ``logit``'s kernel as ``Theta_bar (x) I_K``),
+        ``"mean"`` (the mean of the K logits' kernels, likewise) or ``"full"`` (multi-output).
+    logit : int
+        The logit of the ``"logit"`` kernel, in [0, K).
+    ridge : float
+        >= 0; epsilon itself, or relative to the mean diagonal (``ridge_scale``).
+    ridge_scale : str
+        One of :data:`RIDGE_SCALES`.
+    chunk : int
+        Rows per block of the kernel (or of the passes).
+
+    Returns
+    -------
+    tuple
+        ``(outputs, Cost)``: the (N_f, K) float64 NumPy outputs ``f_r(X_f)`` and what they cost.
+
+    Raises
+    ------
+    ValueError
+        On a bad argument, named (before any work).
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import ntk_solvers
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> net0 = split(make_model("mlp", (4,), 3, seed=0, hidden=(8,), param_dtype=jnp.float64))
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> x_r, y_r, x_f = x[4:], y[4:], x[:4]  # D_r: 12 rows, D_f: 4
+    >>> out, cost = ntk_solvers.cg(net0, x_r, y_r, x_f, iterations=12)
+    >>> out.shape, cost.solver, cost.iterations
+    ((4, 3), 'cg', 12)
+    >>> ntk_solvers.cg(net0, x_r, y_r, x_f, iterations=0)
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `iterations`: expected an integer >= 1; got 0
+    """
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
         raise ValueError(f"argument `iterations`: expected an integer >= 1; got {iterations!r}")
     return cg_path(net0, x_r, y_r, x_f, iterations=(int(iterations),), tol=tol, kernel=kernel, logit=logit,

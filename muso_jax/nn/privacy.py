@@ -60,7 +60,7 @@ def _accuracy(logits, y):
 
 def run_audit(setup: experiment.Setup, muso_cfg, *, shadows_count: int = 64, others: Optional[dict] = None,
               progress=None) -> dict:
-    """Train the populations of ``setup`` with ``shadows_count`` models each, run MUSO
+    r"""Train the populations of ``setup`` with ``shadows_count`` models each, run MUSO
     (``muso_cfg``) and the methods ``others`` (name -> config of
     :data:`muso_jax.nn.experiment.METHODS`) on every Original, and audit each population.
 
@@ -69,6 +69,66 @@ def run_audit(setup: experiment.Setup, muso_cfg, *, shadows_count: int = 64, oth
     quality and challenge score, the seconds of its B unlearnings, whether they ran under vmap),
     ``roc`` (method -> fpr, tpr for a figure), ``epsilons`` (method -> per-example epsilon),
     ``seconds`` (per population), and the sizes.
+
+    Per forget example, with :math:`\phi` the LiRA score :math:`\log p_y - \log(1 - p_y)`
+    (Carlini et al. 2022, arXiv 2112.03570) and Gaussians fitted over the shadow half to the
+    unlearned and the retrained models' scores, U-LiRA (Hayes et al., arXiv 2403.01218) decides
+    by
+
+    .. math::
+        \Lambda = \log \mathcal N(\phi; \mu_u, \sigma_u^2) - \log \mathcal N(\phi; \mu_r, \sigma_r^2),
+
+    and the epsilon score (Triantafillou et al., arXiv 2406.09073) takes, from the best
+    threshold rules' false positive and negative rates,
+
+    .. math::
+        \epsilon = \max\{\log(1 - \delta - \mathrm{FPR}) - \log \mathrm{FNR},\;
+                         \log(1 - \delta - \mathrm{FNR}) - \log \mathrm{FPR}\}
+
+    (:mod:`muso_jax.audit`; docs/audit.md).
+
+    Parameters
+    ----------
+    setup : muso_jax.nn.experiment.Setup
+        The data, model, scenario, seed (model b uses ``seed + b``) and training recipe.
+    muso_cfg : MusoConfig
+        MUSO's configuration.
+    shadows_count : int
+        B, the models per population, >= 4 (half of them shadows, half targets).
+    others : dict, optional
+        Method name -> configuration, of :data:`muso_jax.nn.experiment.METHODS`.
+    progress : callable, optional
+        ``progress(stage, total_batches)`` returning a bar with ``update`` and ``close``.
+
+    Returns
+    -------
+    dict
+        See above.
+
+    Raises
+    ------
+    ValueError
+        On a ``shadows_count`` below 4 or what :func:`muso_jax.nn.experiment.check_setup`
+        refuses, before any training.
+
+    Examples
+    --------
+    >>> from muso_jax.nn import experiment, privacy
+    >>> from muso_jax.nn.muso import MusoConfig
+    >>> from muso_jax.nn.train import TrainConfig
+    >>> setup = experiment.Setup(data="digits", model="mlp", forget=25.0, train_size=40,
+    ...                          train=TrainConfig(epochs=1, batch_size=8))
+    >>> cfg = MusoConfig(epochs=1, batch_size=8, optimizer="sgd")
+    >>> privacy.run_audit(setup, cfg, shadows_count=2)
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `shadows_count`: expected an integer >= 4 (two shadow and two target models per population at least); got 2
+    >>> audit = privacy.run_audit(setup, cfg, shadows_count=4)  # the smallest population: 4 models
+    >>> sorted(audit["rows"]), audit["shadows"], audit["n_forget"]
+    (['MUSO', 'Original', 'Retrain (independent seeds)'], 4, 10)
+    >>> row = audit["rows"]["MUSO"]
+    >>> 0.0 <= row["auc"] <= 1.0, 0.0 <= row["epsilon_quality"] <= 1.0, row["vmapped"]
+    (True, True, True)
     """
     from muso_jax.nn import muso
 

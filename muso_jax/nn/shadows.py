@@ -38,7 +38,40 @@ class ShadowInfo(NamedTuple):
 
 
 def stack(nets: Sequence[Net]) -> Net:
-    """B networks of one architecture as one Net with a leading model axis."""
+    """B networks of one architecture as one Net with a leading model axis.
+
+    Parameters
+    ----------
+    nets : sequence of Net
+        At least one, all of one graphdef.
+
+    Returns
+    -------
+    Net
+        Every leaf of ``params`` and ``rest`` stacked: (B, ...).
+
+    Raises
+    ------
+    ValueError
+        On no networks or networks of different architectures (naming ``nets``).
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import shadows
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> nets = [split(make_model("mlp", (4,), 3, seed=s, hidden=(8,), param_dtype=jnp.float64)) for s in (0, 1)]
+    >>> net0s = shadows.stack(nets)
+    >>> [leaf.shape for leaf in jax.tree.leaves(net0s.params)]
+    [(2, 3), (2, 8, 3), (2, 8), (2, 4, 8)]
+    >>> shadows.stack([])
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `nets`: expected at least one network; got none
+    """
     nets = list(nets)
     if not nets:
         raise ValueError("argument `nets`: expected at least one network; got none")
@@ -50,12 +83,63 @@ def stack(nets: Sequence[Net]) -> Net:
 
 
 def size(nets: Net) -> int:
-    """B, the number of models in a stacked Net."""
+    """B, the number of models in a stacked Net.
+
+    Parameters
+    ----------
+    nets : Net
+        Stacked (:func:`stack`).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import shadows
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> nets = [split(make_model("mlp", (4,), 3, seed=s, hidden=(8,), param_dtype=jnp.float64)) for s in (0, 1)]
+    >>> net0s = shadows.stack(nets)
+    >>> shadows.size(net0s)
+    2
+    """
     return int(jax.tree.leaves(nets.params)[0].shape[0])
 
 
 def member(nets: Net, b: int) -> Net:
-    """Model ``b`` of a stacked Net."""
+    """Model ``b`` of a stacked Net.
+
+    Parameters
+    ----------
+    nets : Net
+        Stacked (:func:`stack`).
+    b : int
+        In [0, B).
+
+    Returns
+    -------
+    Net
+        The b-th slice of every leaf.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import shadows
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> nets = [split(make_model("mlp", (4,), 3, seed=s, hidden=(8,), param_dtype=jnp.float64)) for s in (0, 1)]
+    >>> net0s = shadows.stack(nets)
+    >>> second = shadows.member(net0s, 1)
+    >>> all(bool(jnp.array_equal(a, b)) for a, b in zip(jax.tree.leaves(second.params),
+    ...                                                   jax.tree.leaves(nets[1].params)))
+    True
+    """
     return Net(nets.graphdef, *jax.tree.map(lambda a: a[b], (nets.params, nets.rest)))
 
 
@@ -78,7 +162,57 @@ def _check_keys(keys, b: int):
 def train_many(keys, net0s: Net, x, y, cfg, *, retain=None, on_progress=None) -> Net:
     """:func:`muso_jax.nn.train.train` of every model: model b from ``member(net0s, b)`` with
     ``keys[b]`` on the rows ``retain`` (shared; None: all), in one vmapped epoch per epoch.
-    ``on_progress(steps)`` after each epoch of the B models together."""
+    ``on_progress(steps)`` after each epoch of the B models together.
+
+    Parameters
+    ----------
+    keys : (B,) typed PRNG keys
+        ``jax.random.split(key, B)``.
+    net0s : Net
+        B stacked initializations.
+    x : (N, ...) inputs
+    y : (N,) int labels
+        Shared by the B models.
+    cfg : TrainConfig
+    retain : (N,) bool, optional
+        The rows trained on; None: all.
+    on_progress : callable, optional
+
+    Returns
+    -------
+    Net
+        The B trained networks, stacked.
+
+    Raises
+    ------
+    ValueError
+        On ``keys`` that are not (B,) typed keys, or what :func:`muso_jax.nn.train.train`
+        refuses.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import shadows
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> nets = [split(make_model("mlp", (4,), 3, seed=s, hidden=(8,), param_dtype=jnp.float64)) for s in (0, 1)]
+    >>> net0s = shadows.stack(nets)
+    >>> from muso_jax.nn.train import TrainConfig
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> keys, cfg = jax.random.split(jax.random.key(0), 2), TrainConfig(epochs=1, batch_size=8)
+    >>> net_ps = shadows.train_many(keys, net0s, x, y, cfg)
+    >>> from muso_jax.nn.train import train
+    >>> alone = train(keys[1], nets[1], x, y, cfg)  # model 1 trained by itself: the same bits on a CPU
+    >>> all(bool(jnp.array_equal(a, b)) for a, b in zip(jax.tree.leaves(shadows.member(net_ps, 1).params),
+    ...                                                   jax.tree.leaves(alone.params)))
+    True
+    >>> shadows.train_many(jax.random.key(0), net0s, x, y, cfg)
+    Traceback (most recent call last):
+        ...
+    ValueError: argument `keys`: expected (2,) typed PRNG keys (jax.random.split(key, 2)), one per model; ...
+    """
     b = size(net0s)
     _check_keys(keys, b)
     graphdef = net0s.graphdef
@@ -97,7 +231,58 @@ def unlearn_many(method, keys, net0s: Net, net_ps: Net, x, y, forget, cfg, *,
     and ``keys[b]``. Returns the stacked unlearned Nets and a :class:`ShadowInfo`:
     the wall clock of the B unlearnings together (compilation included) and whether they ran
     under vmap (else a loop, for the ``reason`` of :data:`LOOPED`). ``on_progress(steps)`` after
-    each epoch: of the B models together under vmap, of one model in the loop."""
+    each epoch: of the B models together under vmap, of one model in the loop.
+
+    Parameters
+    ----------
+    method : callable
+        An unlearning method with MUSO's signature.
+    keys : (B,) typed PRNG keys
+    net0s, net_ps : Net
+        B stacked initializations and B stacked originals.
+    x : (N, ...) inputs
+    y : (N,) int labels
+    forget : (N,) bool mask or int indices
+        D_f, shared by the B models.
+    cfg : NamedTuple
+        The method's configuration.
+    on_progress : callable, optional
+
+    Returns
+    -------
+    tuple
+        ``(Net, ShadowInfo)``: the B unlearned networks, stacked, and the wall clock and the
+        way they ran.
+
+    Raises
+    ------
+    ValueError
+        On bad ``keys``, ``net_ps`` of another B, or what ``method`` refuses.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import shadows
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> nets = [split(make_model("mlp", (4,), 3, seed=s, hidden=(8,), param_dtype=jnp.float64)) for s in (0, 1)]
+    >>> net0s = shadows.stack(nets)
+    >>> from muso_jax.nn.train import TrainConfig
+    >>> x, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    >>> keys, cfg = jax.random.split(jax.random.key(0), 2), TrainConfig(epochs=1, batch_size=8)
+    >>> from muso_jax.nn import baselines, muso_ntk
+    >>> net_ps, forget = shadows.train_many(keys, net0s, x, y, cfg), np.arange(16) < 4
+    >>> net_us, info = shadows.unlearn_many(baselines.finetune, keys, net0s, net_ps, x, y, forget,
+    ...                                     baselines.BaselineConfig(epochs=1, batch_size=8))
+    >>> shadows.size(net_us), info.vmapped, info.seconds >= 0
+    (2, True, True)
+    >>> ntk_cfg = muso_ntk.NtkConfig(epochs=1, batch_size=8, optimizer="sgd")
+    >>> _, info = shadows.unlearn_many(muso_ntk.unlearn, keys, net0s, net_ps, x, y, forget, ntk_cfg)
+    >>> info.vmapped, info.reason  # a host-side solve: a loop over the models
+    (False, 'its linearized retrain solves on the host in float64 (numpy)')
+    """
     b = size(net0s)
     _check_keys(keys, b)
     if size(net_ps) != b:
@@ -119,6 +304,36 @@ def unlearn_many(method, keys, net0s: Net, net_ps: Net, x, y, forget, cfg, *,
 
 
 def predict_many(nets: Net, x, *, batch_size: int = 512) -> jax.Array:
-    """(B, N, K) evaluation-mode logits of every model on ``x``."""
+    """(B, N, K) evaluation-mode logits of every model on ``x``.
+
+    Parameters
+    ----------
+    nets : Net
+        B stacked networks.
+    x : (N, ...) inputs
+    batch_size : int
+        Rows per forward pass.
+
+    Returns
+    -------
+    jax.Array
+        (B, N, K).
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> from muso_jax.nn import shadows
+    >>> from muso_jax.nn.models import make_model
+    >>> from muso_jax.nn.state import split
+    >>> nets = [split(make_model("mlp", (4,), 3, seed=s, hidden=(8,), param_dtype=jnp.float64)) for s in (0, 1)]
+    >>> net0s = shadows.stack(nets)
+    >>> from muso_jax.nn.state import predict
+    >>> x = np.random.default_rng(0).normal(size=(16, 4))
+    >>> logits = shadows.predict_many(net0s, x)
+    >>> logits.shape, bool(jnp.allclose(logits[1], predict(nets[1], x)))
+    ((2, 16, 3), True)
+    """
     return jax.vmap(lambda p, r: predict(Net(nets.graphdef, p, r), x, batch_size=batch_size))(nets.params,
                                                                                                nets.rest)
