@@ -38,7 +38,7 @@ $(DOCS_STAMP): pyproject.toml $(STAMP)
 # failing cell, fails the build. Output: docs/_build/html/index.html.
 docs: $(DOCS_STAMP)
 	rm -rf docs/_build
-	$(VENV)/bin/sphinx-build -E -q -W --keep-going -j 2 -b html docs docs/_build/html
+	$(VENV)/bin/sphinx-build -E -q -W --keep-going -b html docs docs/_build/html
 
 # The built site checked for broken links and remote resources, three pages rendered by headless
 # Chromium into docs/_build/screenshots/ (needs Debian's chromium: apt-get install chromium).

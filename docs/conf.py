@@ -25,7 +25,9 @@ extensions = [
 ]
 
 exclude_patterns = ["_build", "**/.ipynb_checkpoints"]
-suppress_warnings = ["myst.header"]  # the Markdown guides start at heading level 1 or 2 alike
+# myst.header: the Markdown guides start at heading level 1 or 2 alike; ref.python: a type named in
+# a docstring (e.g. the W of an (N, H, W, C) shape) may match several attributes of the package.
+suppress_warnings = ["myst.header", "ref.python"]
 
 # MyST: $...$ and $$...$$ math, amsmath environments, ::: fences, heading anchors for links.
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]

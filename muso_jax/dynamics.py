@@ -1,6 +1,6 @@
 r"""Stochastic gradient descent on the squared loss of a linear model on fixed features.
 
-One update on a batch ``B`` of rows (per-sample SGD: |B| = 1; full-batch GD: B = all rows):
+One update on a batch ``B`` of rows (per-sample SGD: :math:`|B| = 1`; full-batch GD: ``B`` = all rows):
 
 .. math::
     \theta \leftarrow \theta - \eta_t\, \Phi_B^\top (\Phi_B \theta - y_B), \qquad

@@ -1,6 +1,6 @@
 """The field's unlearning baselines, each a function with MUSO's signature:
 
-    method(key, net0, net_p, x, y, forget, cfg, *, on_progress=None) -> (net_u, BaselineInfo)
+    ``method(key, net0, net_p, x, y, forget, cfg, *, on_progress=None) -> (net_u, BaselineInfo)``
 
 ``forget`` is a boolean mask over the rows of ``x`` or their indices (D_f; the other rows are
 D_r). ``net0`` (the random initialization p_0) serves MUSO and Bad Teacher's incompetent
@@ -275,7 +275,7 @@ def random_labels(key, net0, net_p, x, y, forget, cfg, on_progress):
 
 
 def saliency_mask(net_p: Net, x_f, y_f, sparsity: float):
-    r"""SalUn's weight saliency: 1 where |grad of the D_f cross-entropy| is in the top (1 - sparsity).
+    r"""SalUn's weight saliency: 1 where the magnitude of the gradient of the D_f cross-entropy is in the top (1 - sparsity).
 
     .. math::
         m = \mathbb 1\left[\,|\nabla_p L_f(p_p)| \ge q_s\right], \qquad
