@@ -18,6 +18,17 @@ Every update adds a combination of training rows, so ``theta - theta0`` stays in
 of ``Phi`` and a converged run lands on :func:`muso_jax.min_norm_solution` whatever the order,
 batch size or schedule (MUSO's implicit-bias lemma). :func:`gd_iterate` gives the exact iterate
 of full-batch GD after any number of steps, the oracle for finite-step tests.
+
+The same fact gives the dual form (``sgd(..., form="dual")``): write
+:math:`\theta_t = \theta_0 + \Phi^\top \alpha_t`, with :math:`G = \Phi\Phi^\top` and
+:math:`c = \Phi\theta_0 - y`; then the update above is
+
+.. math::
+    \alpha_B \leftarrow \alpha_B - \eta_t\, (c_B + G_{B\cdot}\, \alpha), \qquad
+    \Phi\theta_t - y = c + G \alpha_t,
+
+the identical sequence of iterates in exact arithmetic, at O(N) per sample instead of O(M).
+Over-parameterized problems (M > 2N) take it by default.
 """
 
 from __future__ import annotations
@@ -37,6 +48,8 @@ from muso_jax.closed_form import min_norm_solution
 
 # A run is declared divergent when its residual is non-finite or has grown by this factor.
 DIVERGENCE_FACTOR = 1e8
+# sgd(form="auto") takes the dual form when M > DUAL_RATIO * N (see uses_dual).
+DUAL_RATIO = 2
 
 
 class SGDInfo(NamedTuple):
@@ -50,6 +63,7 @@ class SGDInfo(NamedTuple):
     stopped: jax.Array  # the caller's `stop(theta)` criterion fired
     residual_trace: Optional[jax.Array]  # (max_epochs * checks_per_epoch + 1,) when trace=True
     monitor_trace: Any  # pytree of (max_checks + 1, ...) arrays of `monitor(theta)`, or None
+    alpha: Optional[jax.Array] = None  # dual form: theta = theta0 + Phi^T alpha, (N,) or (N, K); primal: None
 
 
 class _Callable:
@@ -139,6 +153,8 @@ def sgd(
     trace: bool = False,
     monitor: Optional[Callable[[jax.Array], Any]] = None,
     stop: Optional[Callable[[jax.Array], jax.Array]] = None,
+    form: str = "auto",
+    gram=None,
 ):
     r"""Train ``theta`` from ``theta0`` by (minibatch) SGD until ``||Phi theta - y|| <= tol``.
 
@@ -183,13 +199,21 @@ def sgd(
         ``theta -> bool``; the run ends when it is True. A fresh lambda per call does not
         recompile: programs are keyed by the callable's code and the arrays it closes over are
         passed as data (see :class:`_Callable`).
+    form : {"auto", "primal", "dual"}, optional
+        How the iterates are stored. "primal" updates theta (O(M) per sample); "dual" updates
+        the dual coefficients alpha, :math:`\theta = \theta_0 + \Phi^\top \alpha`, with the
+        Gram matrix (O(N) per sample, O(N^2) per check, plus the Gram once): the same iterates
+        in exact arithmetic, equal to float64 round-off in practice. "auto" takes the dual form
+        when ``gram`` is given or :math:`M > 2N` (:func:`uses_dual`).
+    gram : (N, N) array, optional
+        :math:`\Phi\Phi^\top`, when the caller has it (dual form); computed once otherwise.
 
     Returns
     -------
     theta : jax.Array
         The trained parameters, shaped like ``theta0``.
     info : SGDInfo
-        Steps, epochs, final residual, the flags and the traces.
+        Steps, epochs, final residual, the flags, the traces and (dual form) ``alpha``.
 
     Raises
     ------
@@ -213,6 +237,11 @@ def sgd(
     (True, True)
     >>> np.allclose(theta, closed_form.min_norm_solution(phi, y, theta0), atol=1e-3)
     True
+    The dual form gives the same iterates (here M < 2N would pick the primal form):
+
+    >>> theta_d, info_d = dynamics.sgd(jax.random.key(3), phi, y, theta0, tol=1e-5, form="dual")
+    >>> np.allclose(theta_d, theta, atol=1e-6), np.allclose(theta_d, theta0 + phi.T @ info_d.alpha)
+    (True, True)
     >>> dynamics.sgd(jax.random.key(3), phi, y, theta0, lr=10.0)
     Traceback (most recent call last):
     ...
@@ -238,6 +267,12 @@ def sgd(
         raise ValueError("argument `key`: expected a PRNG key for order='shuffle'; got None")
     if retain is not None:
         retain = _checks.retain_mask(retain, n)
+    _checks.choice("form", form, {"auto", "primal", "dual"})
+    if gram is not None:
+        gram = _check_gram(gram, phi)
+        if form == "primal":
+            raise ValueError("argument `gram`: the primal form does not use a Gram matrix; pass form='dual' or 'auto'")
+    dual = form == "dual" or (form == "auto" and (gram is not None or uses_dual(*phi.shape)))
     monitor_fn, monitor_data = _Callable.split(monitor)
     stop_fn, stop_data = _Callable.split(stop)
     dtype = jnp.result_type(phi, y, theta0)
@@ -252,6 +287,7 @@ def sgd(
         jnp.ones(n, bool) if retain is None else retain,
         monitor_data,
         stop_data,
+        None if gram is None else gram.astype(dtype),
         batch_size=n if full_batch else int(batch_size),
         order="cyclic" if full_batch else order,
         max_epochs=max_epochs,
@@ -259,6 +295,7 @@ def sgd(
         trace=trace,
         monitor=monitor_fn,
         stop=stop_fn,
+        form="dual" if dual else "primal",
     )
     if _checks.is_concrete(info.diverged) and bool(jnp.any(info.diverged)):
         bound = 2.0 / float(jnp.max(jnp.sum(phi**2, axis=1))) if batch_size == 1 else None
@@ -270,12 +307,78 @@ def sgd(
     return theta, info
 
 
+def uses_dual(n: int, m: int) -> bool:
+    r"""The rule of ``sgd(form="auto")``: the dual form when :math:`M > 2N`.
+
+    Measured in ``benchmarks/per_sample_sgd.py``: a per-sample step streams one feature row
+    (M numbers) in the primal form and one Gram row (N numbers) in the dual form, and a check
+    costs a pass over Phi (N M) against one over G (N^2); the dual form pays the Gram (2 N^2 M
+    flops, at matmul speed) once.
+
+    Parameters
+    ----------
+    n, m : int
+        Rows and features of Phi.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> from muso_jax import dynamics
+    >>> dynamics.uses_dual(300, 5000), dynamics.uses_dual(2000, 64)
+    (True, False)
+    """
+    return m > DUAL_RATIO * n
+
+
+def _check_gram(gram, phi):
+    """``gram`` as an (N, N) array; when concrete, its diagonal must be the rows' squared norms."""
+    n = phi.shape[0]
+    gram = _checks.array("gram", gram, ndim=(2,), what="(N, N) Gram matrix Phi Phi^T")
+    if gram.shape != (n, n):
+        raise ValueError(f"argument `gram`: expected shape ({n}, {n}) = Phi Phi^T of `phi` {tuple(phi.shape)}; "
+                         f"got {tuple(gram.shape)}")
+    if _checks.is_concrete(gram) and _checks.is_concrete(phi):
+        diag, norms = np.diag(np.asarray(gram, float)), np.sum(np.asarray(phi, float) ** 2, axis=1)
+        # Round-off of a float32 Gram is ~1e-7 relative; anything beyond 1e-4 is another matrix.
+        worst = float(np.max(np.abs(diag - norms) / np.maximum(norms, np.finfo(float).tiny)))
+        if not worst <= 1e-4:
+            raise ValueError(f"argument `gram`: expected Phi Phi^T of `phi` (its diagonal the squared row norms); "
+                             f"got a diagonal off by {worst:.3g} relative")
+    return gram
+
+
+def _lrs(lr, decay, c, batches_per_check):
+    """The steps of check ``c`` of an epoch: ``lr (t + 1)^-decay`` for its batch indices t."""
+    ts = c * batches_per_check + jnp.arange(batches_per_check)
+    return lr * (ts.astype(lr.dtype) + 1.0) ** (-decay)
+
+
+def _check_batches(key, epoch, c, retain, *, order, batch_size, batches_per_check, padded_len):
+    """Row indices (batches_per_check, B) and validity of check ``c`` of ``epoch``.
+
+    Epoch e visits the trained rows in the order of ``permutation(fold_in(key, e), N)`` (or
+    index order), skipped rows last and masked; the tail of the last batch is padding, masked.
+    """
+    n = retain.shape[0]
+    perm = jax.random.permutation(jax.random.fold_in(key, epoch), n) if order == "shuffle" else jnp.arange(n)
+    perm = perm[jnp.argsort(~retain[perm], stable=True)]
+    perm = jnp.concatenate([perm, jnp.full(padded_len - n, n, perm.dtype)])
+    start = c * batches_per_check * batch_size
+    idx = lax.dynamic_slice(perm, (start,), (batches_per_check * batch_size,))
+    valid = start + jnp.arange(batches_per_check * batch_size) < jnp.sum(retain)
+    idx = jnp.where(valid, idx, 0).reshape(batches_per_check, batch_size)
+    return idx, valid.reshape(batches_per_check, batch_size)
+
+
 @functools.partial(
     jax.jit,
-    static_argnames=("batch_size", "order", "max_epochs", "checks_per_epoch", "trace", "monitor", "stop"),
+    static_argnames=("batch_size", "order", "max_epochs", "checks_per_epoch", "trace", "monitor", "stop", "form"),
 )
-def _sgd(key, phi, y, theta0, lr, decay, tol, retain, monitor_data, stop_data, *, batch_size, order,
-         max_epochs, checks_per_epoch, trace, monitor, stop):
+def _sgd(key, phi, y, theta0, lr, decay, tol, retain, monitor_data, stop_data, gram, *, batch_size, order,
+         max_epochs, checks_per_epoch, trace, monitor, stop, form):
     monitor = None if monitor is None else monitor.join(monitor_data)
     stop = None if stop is None else stop.join(stop_data)
     n = phi.shape[0]
@@ -285,52 +388,65 @@ def _sgd(key, phi, y, theta0, lr, decay, tol, retain, monitor_data, stop_data, *
     full_batch = B == n
     n_active = jnp.sum(retain)
     row_weight = retain.astype(phi.dtype).reshape((n,) + (1,) * (y.ndim - 1))
+    dual = form == "dual"
+    # The state is theta (primal) or alpha with theta = theta0 + Phi^T alpha (dual); the dual
+    # residual is c + G alpha, c = Phi theta0 - y, and a step on rows I moves only alpha_I.
+    if dual:
+        G = phi @ phi.T if gram is None else gram
+        c0 = phi @ theta0 - y
 
-    def residual(theta):
-        return jnp.linalg.norm((phi @ theta - y) * row_weight)
+    def theta_of(state):
+        return theta0 + jnp.tensordot(phi, state, axes=(0, 0)) if dual else state
 
-    def epoch_order(epoch):
-        perm = jax.random.permutation(jax.random.fold_in(key, epoch), n) if order == "shuffle" else jnp.arange(n)
-        # Trained rows first, in `perm` order; skipped rows last (their positions are masked).
-        perm = perm[jnp.argsort(~retain[perm], stable=True)]
-        return jnp.concatenate([perm, jnp.full(padded_len - n, n, perm.dtype)])
+    def residual(state):
+        r = c0 + G @ state if dual else phi @ state - y
+        return jnp.linalg.norm(r * row_weight)
 
-    def run_check(theta, check):
+    def run_check(state, check):
         epoch, c = check // C, check % C
-        ts = c * batches_per_check + jnp.arange(batches_per_check)
-        lrs = lr * (ts.astype(lr.dtype) + 1.0) ** (-decay)
+        lrs = _lrs(lr, decay, c, batches_per_check)
         if full_batch:
-            def gd_step(theta, lr_t):
-                r = (phi @ theta - y) * row_weight
-                return theta - lr_t * (r.T @ phi).T, n_active > 0
+            def gd_step(state, lr_t):
+                if dual:
+                    return state - lr_t * (c0 + G @ state) * row_weight, n_active > 0
+                r = (phi @ state - y) * row_weight
+                return state - lr_t * (r.T @ phi).T, n_active > 0
 
-            theta, took = lax.scan(gd_step, theta, lrs)
-            return theta, jnp.sum(took)
-        # Everything that does not depend on theta is computed for the whole check up front,
-        # so the scanned step is only the update: on XLA:CPU a per-sample step is dominated by
-        # per-op overhead, not arithmetic.
-        start = c * batches_per_check * B
-        idx = lax.dynamic_slice(epoch_order(epoch), (start,), (batches_per_check * B,))
-        valid = start + jnp.arange(batches_per_check * B) < n_active
-        idx = jnp.where(valid, idx, 0).reshape(batches_per_check, B)
-        valid = valid.reshape(batches_per_check, B)
+            state, took = lax.scan(gd_step, state, lrs)
+            return state, jnp.sum(took)
+        # Everything that does not depend on the state is computed for the whole check up
+        # front, so the scanned step is only the update: on XLA:CPU a per-sample step is
+        # dominated by per-op overhead, not arithmetic.
+        idx, valid = _check_batches(key, epoch, c, retain, order=order, batch_size=B,
+                                    batches_per_check=batches_per_check, padded_len=padded_len)
 
-        def step(theta, xs):
+        def step(state, xs):
             lr_t, idx, valid = xs
             if B == 1:  # one dynamic row slice instead of a gather: 3-8x faster per step
-                phi_i = lax.dynamic_index_in_dim(phi, idx[0], keepdims=False)
-                y_i = lax.dynamic_index_in_dim(y, idx[0], keepdims=False)
-                r = (phi_i @ theta - y_i) * valid[0].astype(phi.dtype)
-                return theta - lr_t * jnp.multiply.outer(phi_i, r), valid[0]
+                i, v = idx[0], valid[0].astype(phi.dtype)
+                if dual:  # one row of the Gram (contiguous: G is symmetric), O(N) per step
+                    g_i = lax.dynamic_index_in_dim(G, i, keepdims=False)
+                    r = (lax.dynamic_index_in_dim(c0, i, keepdims=False) + g_i @ state) * v
+                    a_i = lax.dynamic_index_in_dim(state, i, keepdims=False)
+                    return lax.dynamic_update_index_in_dim(state, a_i - lr_t * r, i, 0), valid[0]
+                phi_i = lax.dynamic_index_in_dim(phi, i, keepdims=False)
+                y_i = lax.dynamic_index_in_dim(y, i, keepdims=False)
+                r = (phi_i @ state - y_i) * v
+                return state - lr_t * jnp.multiply.outer(phi_i, r), valid[0]
+            w = valid.astype(phi.dtype).reshape((B,) + (1,) * (y.ndim - 1))
+            if dual:
+                r = (c0[idx] + G[idx] @ state) * w
+                return state.at[idx].add(-lr_t * r), valid[0]
             phi_b = phi[idx]
-            r = (phi_b @ theta - y[idx]) * valid.astype(phi.dtype).reshape((B,) + (1,) * (y.ndim - 1))
-            return theta - lr_t * (r.T @ phi_b).T, valid[0]
+            r = (phi_b @ state - y[idx]) * w
+            return state - lr_t * (r.T @ phi_b).T, valid[0]
 
-        theta, took = lax.scan(step, theta, (lrs, idx, valid))
-        return theta, jnp.sum(took)
+        state, took = lax.scan(step, state, (lrs, idx, valid))
+        return state, jnp.sum(took)
 
+    state0 = jnp.zeros_like(y) if dual else theta0
     max_checks = max_epochs * C
-    res0 = residual(theta0)
+    res0 = residual(state0)
     buffers = {}
     if trace:
         buffers["residual"] = jnp.full((max_checks + 1,), jnp.nan, res0.dtype).at[0].set(res0)
@@ -346,7 +462,7 @@ def _sgd(key, phi, y, theta0, lr, decay, tol, retain, monitor_data, stop_data, *
         stopped = jnp.asarray(False) if stop is None else jnp.asarray(stop(theta), bool)
         return converged, diverged, stopped
 
-    init = dict(theta=theta0, check=jnp.asarray(0), steps=jnp.asarray(0), res=res0,
+    init = dict(state=state0, check=jnp.asarray(0), steps=jnp.asarray(0), res=res0,
                 flags=status(theta0, res0)[:2] + (jnp.asarray(False),), buffers=buffers)
 
     def cond(s):
@@ -354,20 +470,22 @@ def _sgd(key, phi, y, theta0, lr, decay, tol, retain, monitor_data, stop_data, *
         return (s["check"] < max_checks) & ~converged & ~diverged & ~stopped
 
     def body(s):
-        theta, took = run_check(s["theta"], s["check"])
-        res = residual(theta)
+        state, took = run_check(s["state"], s["check"])
+        res = residual(state)
         check = s["check"] + 1
+        # theta itself is formed at a check only when a callback needs it (dual form: O(N M)).
+        theta = theta_of(state) if (monitor is not None or stop is not None) else None
         buffers = dict(s["buffers"])
         if trace:
             buffers["residual"] = buffers["residual"].at[check].set(res)
         if monitor is not None:
             buffers["monitor"] = jax.tree.map(lambda buf, v: buf.at[check].set(v), buffers["monitor"], monitor(theta))
-        return dict(theta=theta, check=check, steps=s["steps"] + took, res=res,
+        return dict(state=state, check=check, steps=s["steps"] + took, res=res,
                     flags=status(theta, res), buffers=buffers)
 
     s = lax.while_loop(cond, body, init)
     converged, diverged, stopped = s["flags"]
-    theta = jnp.where(diverged, jnp.nan, s["theta"])
+    theta = jnp.where(diverged, jnp.nan, theta_of(s["state"]))
     info = SGDInfo(
         steps=s["steps"],
         epochs=s["check"] / C,
@@ -377,6 +495,7 @@ def _sgd(key, phi, y, theta0, lr, decay, tol, retain, monitor_data, stop_data, *
         stopped=stopped,
         residual_trace=s["buffers"].get("residual"),
         monitor_trace=s["buffers"].get("monitor"),
+        alpha=jnp.where(diverged, jnp.nan, s["state"]) if dual else None,
     )
     return theta, info
 
