@@ -18,13 +18,16 @@ TOL = 1e-12  # residual at which runs stop; the parameter bound follows from s_m
 VARIANTS = st.sampled_from([(1, 1.0), (1, 1.6), (3, 0.5), (8, 0.2), (None, 0.05)])
 
 
+FORMS = st.sampled_from(["primal", "dual"])
+
+
 @given(seeds, st.sampled_from(SHAPES), VARIANTS, st.sampled_from(["shuffle", "cyclic"]),
-       st.sampled_from([0.0, 0.2]), st.sampled_from([0, 3]))
-def test_sgd_limit_is_the_min_norm_interpolant(seed, shape, variant, order, decay, k):
+       st.sampled_from([0.0, 0.2]), st.sampled_from([0, 3]), FORMS)
+def test_sgd_limit_is_the_min_norm_interpolant(seed, shape, variant, order, decay, k, form):
     p = problem(seed, *shape, k=k)
     batch_size, lr = variant
     theta, info = mj.sgd(jax.random.key(seed), p.phi, p.y, p.theta0, lr=lr, decay=decay,
-                         batch_size=batch_size, order=order, tol=TOL, max_epochs=20000)
+                         batch_size=batch_size, order=order, tol=TOL, max_epochs=20000, form=form)
     assert bool(info.converged) and not bool(info.diverged)
     limit = mj.min_norm_solution(p.phi, p.y, p.theta0)
     assert float(jnp.linalg.norm(theta - limit)) <= sgd_error_bound(info.residual, p.phi, jnp.linalg.norm(limit))
@@ -100,12 +103,15 @@ def test_shuffled_order_is_replayed_by_the_key_and_changes_with_it():
     assert bool(jnp.array_equal(a, b)) and rel(a, c) > 1e-6
 
 
-def test_divergent_step_raises_and_is_nan_under_jit():
+@pytest.mark.parametrize("form", ["primal", "dual"])
+def test_divergent_step_raises_and_is_nan_under_jit(form):
     p = problem(5, *SHAPES[0])
     with pytest.raises(ValueError, match=r"`lr`.*diverged.*lr < 2 / max_i"):
-        mj.sgd(jax.random.key(0), p.phi, p.y, p.theta0, lr=2.5, max_epochs=2000)
-    theta, info = jax.jit(lambda k: mj.sgd(k, p.phi, p.y, p.theta0, lr=2.5, max_epochs=2000))(jax.random.key(0))
+        mj.sgd(jax.random.key(0), p.phi, p.y, p.theta0, lr=2.5, max_epochs=2000, form=form)
+    theta, info = jax.jit(lambda k: mj.sgd(k, p.phi, p.y, p.theta0, lr=2.5, max_epochs=2000, form=form))(
+        jax.random.key(0))
     assert bool(info.diverged) and bool(jnp.all(jnp.isnan(theta)))
+    assert info.alpha is None if form == "primal" else bool(jnp.all(jnp.isnan(info.alpha)))
 
 
 def test_jit_equals_eager_and_vmap_equals_loop():
@@ -145,6 +151,10 @@ def test_float32_stays_float32_with_a_numpy_float64_step():
         (dict(key=None), "key"),
         (dict(retain=jnp.ones(3, bool)), "retain"),
         (dict(phi=jnp.full((12, 80), jnp.nan)), "phi"),
+        (dict(form="kernel"), "form"),
+        (dict(gram=jnp.eye(11)), "gram"),
+        (dict(gram=2.0 * jnp.eye(12)), "gram"),  # right shape, not Phi Phi^T (unit rows)
+        (dict(gram=jnp.eye(12), form="primal"), "gram"),
     ],
 )
 def test_bad_input_names_the_argument(kwargs, arg):
@@ -156,8 +166,9 @@ def test_bad_input_names_the_argument(kwargs, arg):
         mj.sgd(*positional, **args)
 
 
+@pytest.mark.parametrize("form", ["primal", "dual"])
 @pytest.mark.parametrize("batch_size, checks_per_epoch", [(1, 1), (1, 3), (5, 2)])
-def test_update_rule_matches_a_hand_written_loop(batch_size, checks_per_epoch):
+def test_update_rule_matches_a_hand_written_loop(batch_size, checks_per_epoch, form):
     """Two cyclic epochs, step lr (t + 1)^-decay with t the batch index restarting each epoch,
     and the gradient of (1/2) ||Phi_B theta - y_B||^2 (a sum over the batch)."""
     p = problem(9, *SHAPES[0], k=3)
@@ -168,7 +179,7 @@ def test_update_rule_matches_a_hand_written_loop(batch_size, checks_per_epoch):
             b = slice(start, start + batch_size)
             theta -= lr * (t + 1.0) ** -decay * phi[b].T @ (phi[b] @ theta - y[b])
     out, info = mj.sgd(None, p.phi, p.y, p.theta0, lr=lr, decay=decay, batch_size=batch_size,
-                       order="cyclic", tol=0.0, max_epochs=2, checks_per_epoch=checks_per_epoch)
+                       order="cyclic", tol=0.0, max_epochs=2, checks_per_epoch=checks_per_epoch, form=form)
     assert rel(out, theta) < 1e-13  # same arithmetic in another order: round-off only
     assert int(info.steps) == 2 * -(-len(y) // batch_size)
 
@@ -200,3 +211,65 @@ def test_gd_iterate_refuses_an_unstable_step():
     with pytest.raises(ValueError, match=r"argument `lr`: expected a stable step lr < 2 / s_max\(Phi\)\^2"):
         mj.gd_iterate(p.phi, p.y, p.theta0, 2.5 / s_max**2, 10)
     assert np.all(np.isfinite(mj.gd_iterate(p.phi, p.y, p.theta0, 1.5 / s_max**2, 10)))
+
+
+# Dual form: theta_t = theta0 + Phi^T alpha_t. Batches as in VARIANTS; every iterate is recorded
+# by a monitor that returns theta itself at a check after every batch.
+@given(seeds, st.sampled_from(SHAPES), VARIANTS, st.sampled_from(["shuffle", "cyclic"]),
+       st.sampled_from([0.0, 0.2]), st.sampled_from([0, 3]), st.booleans())
+def test_dual_form_equals_the_primal_iterate_by_iterate(seed, shape, variant, order, decay, k, masked):
+    p = problem(seed, *shape, k=k)
+    n = shape[0]
+    batch_size, lr = variant
+    retain = jnp.arange(n) % 5 != 2 if masked else None
+    checks = 1 if batch_size is None else -(-n // batch_size)  # one check per batch
+    kw = dict(lr=lr, decay=decay, batch_size=batch_size, order=order, tol=0.0, max_epochs=3,
+              checks_per_epoch=checks, retain=retain, trace=True, monitor=lambda t: t)
+    key = jax.random.key(seed)
+    theta_p, info_p = mj.sgd(key, p.phi, p.y, p.theta0, form="primal", **kw)
+    theta_d, info_d = mj.sgd(key, p.phi, p.y, p.theta0, form="dual", **kw)
+    # The same recursion in other coordinates: each step's residual is c_i + G_i alpha in place of
+    # phi_i theta - y_i, equal up to ~eps ||phi_i|| ||theta|| per step, and the steps contract
+    # (lr below the stability bound), so the iterates stay within a small multiple of eps of each
+    # other: measured <= 5e-15 relative over 3 epochs; 1e-12 leaves room and still fails for any
+    # real change of the update (a wrong row, sign or step size moves theta by >= 1e-3).
+    scale = float(jnp.max(jnp.linalg.norm(info_p.monitor_trace.reshape(info_p.monitor_trace.shape[0], -1), axis=1)))
+    diff = float(jnp.max(jnp.abs(info_p.monitor_trace - info_d.monitor_trace)))
+    assert diff <= 1e-12 * scale
+    assert rel(theta_d, theta_p) < 1e-12
+    np.testing.assert_allclose(info_d.residual_trace, info_p.residual_trace, rtol=1e-10, atol=1e-13)
+    assert int(info_d.steps) == int(info_p.steps) and float(info_d.epochs) == float(info_p.epochs)
+    # theta is theta0 + Phi^T alpha, alpha zero on the rows that were never trained on
+    assert rel(p.theta0 + jnp.tensordot(p.phi, info_d.alpha, axes=(0, 0)), theta_d) < 1e-14
+    assert info_p.alpha is None
+    if masked:
+        assert bool(jnp.all(info_d.alpha[~retain] == 0))
+
+
+def test_dual_form_with_a_given_gram_the_auto_rule_and_stopping():
+    p = problem(11, *SHAPES[1])
+    n, m = p.phi.shape
+    assert mj.dynamics.uses_dual(n, m) and not mj.dynamics.uses_dual(n, 2 * n)
+    kw = dict(lr=1.0, decay=0.2, tol=1e-10, max_epochs=500)
+    key = jax.random.key(3)
+    auto, info_a = mj.sgd(key, p.phi, p.y, p.theta0, **kw)
+    given_gram, info_g = mj.sgd(key, p.phi, p.y, p.theta0, gram=p.phi @ p.phi.T, **kw)
+    primal, info_p = mj.sgd(key, p.phi, p.y, p.theta0, form="primal", **kw)
+    assert info_a.alpha is not None  # M = 160 > 2 N = 48: auto took the dual form
+    # The Gram computed inside the program or passed in: the same matmul, round-off only.
+    assert rel(given_gram, auto) < 1e-14 and int(info_g.steps) == int(info_a.steps)
+    # Converged to residual 1e-10 both ways (the residual c + G alpha vs Phi theta - y differs by
+    # round-off, far below tol, so both stop at the same epoch) and land on the min-norm solution.
+    assert int(info_a.steps) == int(info_p.steps) and bool(info_a.converged)
+    limit = mj.min_norm_solution(p.phi, p.y, p.theta0)
+    assert float(jnp.linalg.norm(auto - limit)) <= sgd_error_bound(info_a.residual, p.phi, jnp.linalg.norm(limit))
+    # Under-parameterized, auto stays primal
+    q = problem(12, 24, 20)  # N = 24, M = 40 < 2N
+    _, info = mj.sgd(key, q.phi, q.y, q.theta0, tol=0.0, max_epochs=2)
+    assert info.alpha is None
+    # stop() sees theta = theta0 + Phi^T alpha at each check: stop at the first check whose gap
+    # to the limit is below 1e-3 of the start's, in both forms at the same check.
+    gap = lambda t: jnp.linalg.norm(t - limit) < 1e-3 * jnp.linalg.norm(p.theta0 - limit)
+    _, sd = mj.sgd(key, p.phi, p.y, p.theta0, tol=0.0, max_epochs=500, stop=gap, form="dual")
+    _, sp = mj.sgd(key, p.phi, p.y, p.theta0, tol=0.0, max_epochs=500, stop=gap, form="primal")
+    assert bool(sd.stopped) and float(sd.epochs) == float(sp.epochs) > 1
