@@ -158,6 +158,8 @@ def unlearn_linear(
     trace: bool = False,
     monitor=None,
     stop=None,
+    form: str = "auto",
+    gram=None,
 ) -> tuple[jax.Array, Certificate]:
     r"""Relabel D_f by ``method``, fine-tune from ``theta_p`` by SGD, certify against ``theta_r``.
 
@@ -187,8 +189,9 @@ def unlearn_linear(
         One of ``METHODS``.
     ridge : float, optional
         :math:`\epsilon` of the relabel solve (a numerical aid).
-    lr, decay, batch_size, order, tol, max_epochs, checks_per_epoch, trace, monitor, stop
-        Passed to :func:`muso_jax.sgd`. ``tol`` defaults tighter than the authors' 1e-6 so the
+    lr, decay, batch_size, order, tol, max_epochs, checks_per_epoch, trace, monitor, stop, form, gram
+        Passed to :func:`muso_jax.sgd` (``gram``: :math:`\Phi\Phi^\top` of all N rows, for the
+        dual form, when the caller has it). ``tol`` defaults tighter than the authors' 1e-6 so the
         certificate shows the float64 floor.
 
     Returns
@@ -267,7 +270,7 @@ def unlearn_linear(
     theta_u, info = sgd(
         key_sgd, phi, y_train, theta_p, lr=lr, decay=decay, batch_size=batch_size, order=order,
         tol=tol, max_epochs=max_epochs, checks_per_epoch=checks_per_epoch, retain=retain,
-        trace=trace, monitor=monitor, stop=stop,
+        trace=trace, monitor=monitor, stop=stop, form=form, gram=gram,
     )
     gap = jnp.linalg.norm(theta_u - theta_r)
     residual_f = jnp.nan if labels_f is None else jnp.linalg.norm(phi_f @ theta_u - labels_f)

@@ -26,7 +26,7 @@ import numpy as np
 
 from muso_jax import _checks
 from muso_jax.closed_form import min_norm_solution
-from muso_jax.dynamics import sgd
+from muso_jax.dynamics import sgd, uses_dual
 from muso_jax.features import featurize, random_fourier
 from muso_jax.unlearn import unlearn_linear
 
@@ -225,7 +225,9 @@ def run(config: Config, x_train, y_train, x_test, y_test,
         base = min_norm_solution(phi[:n_r], y_r, jnp.zeros(m), ridge=cfg.init_ridge)
         theta0 = base + jax.random.normal(k_noise, (m,))
         theta_r = min_norm_solution(phi[:n_r], y_r, theta0)  # the exact retrain oracle
-        return phi, phi_test, theta0, theta_r
+        # One Gram per repetition for every SGD run below (dual form, M > 2N), not one per run.
+        gram = phi @ phi.T if uses_dual(*phi.shape) else None
+        return phi, phi_test, theta0, theta_r, gram
 
     def delta(theta, theta_r):
         return jnp.sum((theta - theta_r) ** 2) / m
@@ -236,35 +238,35 @@ def run(config: Config, x_train, y_train, x_test, y_test,
                     stopped=info.stopped, delta_trace=info.monitor_trace, residual_trace=info.residual_trace)
 
     @jax.vmap
-    def train(key, phi, phi_test, theta0, theta_r, retain_only):
+    def train(key, phi, phi_test, theta0, theta_r, gram, retain_only):
         retain = jnp.where(retain_only, ~forget, True)
         theta, info = sgd(jax.random.fold_in(key, 1), phi, y_train, theta0, retain=retain,
-                          monitor=lambda t: delta(t, theta_r), **sgd_kw)
+                          monitor=lambda t: delta(t, theta_r), gram=gram, **sgd_kw)
         return theta, summarize(theta, info, phi, phi_test, theta_r)
 
     def unlearn(method):
         @jax.vmap
-        def go(key, phi, phi_test, theta0, theta_p, theta_r, fa_retrain):
+        def go(key, phi, phi_test, theta0, theta_p, theta_r, gram, fa_retrain):
             stop = None
             if method != "muso":  # the authors' early stop for the relabeling baselines
                 stop = lambda t: jnp.abs(sign_accuracy(phi[n_r:], t, y_f) - fa_retrain) <= cfg.stop_window
             theta, cert = unlearn_linear(
                 jax.random.fold_in(key, 2), phi, y_train, theta0, theta_p, forget, method=method,
-                ridge=cfg.ridge, stop=stop, monitor=lambda t: delta(t, theta_r), **sgd_kw)
+                ridge=cfg.ridge, stop=stop, monitor=lambda t: delta(t, theta_r), gram=gram, **sgd_kw)
             return summarize(theta, cert.sgd, phi, phi_test, theta_r)
         return go
 
     def pipeline(keys, stage_call):
-        phi, phi_test, theta0, theta_r = stage_call("features and oracle", prepare, keys)
+        phi, phi_test, theta0, theta_r, gram = stage_call("features and oracle", prepare, keys)
         reps = keys.shape[0]
         results = {}
-        _, results["retrain"] = stage_call(NAMES["retrain"], train, keys, phi, phi_test, theta0, theta_r,
+        _, results["retrain"] = stage_call(NAMES["retrain"], train, keys, phi, phi_test, theta0, theta_r, gram,
                                            jnp.ones(reps, bool))
         theta_p, results["original"] = stage_call(NAMES["original"], train, keys, phi, phi_test, theta0, theta_r,
-                                                  jnp.zeros(reps, bool))
+                                                  gram, jnp.zeros(reps, bool))
         for method in ROWS[2:]:
             results[method] = stage_call(NAMES[method], unlearn(method), keys, phi, phi_test, theta0, theta_p,
-                                         theta_r, results["retrain"]["fa"])
+                                         theta_r, gram, results["retrain"]["fa"])
         return results
 
     if one_call:
