@@ -237,7 +237,8 @@ def sgd(
     (True, True)
     >>> np.allclose(theta, closed_form.min_norm_solution(phi, y, theta0), atol=1e-3)
     True
-    The dual form gives the same iterates (here M < 2N would pick the primal form):
+
+    The dual form gives the same iterates (here M = 10 < 2N, so "auto" took the primal form):
 
     >>> theta_d, info_d = dynamics.sgd(jax.random.key(3), phi, y, theta0, tol=1e-5, form="dual")
     >>> np.allclose(theta_d, theta, atol=1e-6), np.allclose(theta_d, theta0 + phi.T @ info_d.alpha)
