@@ -516,10 +516,11 @@ def _audit(args) -> int:
     if args.seeds != 1:
         raise ValueError(f"argument `seeds`: expected 1 (the audit draws its models by --shadows); got {args.seeds}")
     _check_seeds(args.seed, 2 * args.shadows)  # the independent Retrain population uses seed + shadows ..
-    cfg, _ = _check_setup(args)
+    cfg = _check_setup(args)
     scenario = (args.scenario, args.forget, args.cls)
     _check_scenarios(args, [scenario])
     others = _method_configs(args)
+    _open_caches(args, networks=False)
     import jax
 
     if args.dtype == "float64":
@@ -584,9 +585,9 @@ def _train_config(args):
 
 
 def _check_setup(args):
-    """Every check of the network commands' arguments that needs no data; returns (MUSO config, cache)."""
-    from muso_jax import compilation
-    from muso_jax.io.cache import NetworkCache
+    """Every check of the network commands' arguments that needs no data; returns the MUSO
+    config. Nothing is written: the caches are opened by :func:`_open_caches` once every flag
+    has been checked."""
     from muso_jax.nn.train import check_config
 
     _check_seeds(args.seed, args.seeds)
@@ -597,8 +598,18 @@ def _check_setup(args):
                          "with float32 parameters); got bf16")
     if str(args.compile_cache) != "none":
         _check_outputs(("compile_cache", args.compile_cache, True))
+    return _muso_config(args)
+
+
+def _open_caches(args, networks: bool = True):
+    """The side effects that follow the checks: JAX's persistent compilation cache and the
+    trained-network cache (folders created here); returns the network cache or None."""
+    from muso_jax import compilation
+    from muso_jax.io.cache import NetworkCache
+
+    if str(args.compile_cache) != "none":
         compilation.use_persistent_cache(args.compile_cache)
-    return _muso_config(args), NetworkCache(args.cache)
+    return NetworkCache(args.cache) if networks else None
 
 
 def _setup(args, scenario, seed):
@@ -666,11 +677,12 @@ def _print_definitions(runs, keys):
 
 def _unlearn(args) -> int:
     _check_outputs(("json", args.json, False), ("cache", args.cache, True))
-    cfg, cache = _check_setup(args)
+    cfg = _check_setup(args)
     from muso_jax.io import reports
     from muso_jax.nn import experiment
 
     _check_scenarios(args, [(args.scenario, args.forget, args.cls)])
+    cache = _open_caches(args)
     runs = _run_seeds(args, cfg, cache, others={"muso-ntk": _ntk_config(args)} if args.method == "muso-ntk" else None)
     _compile_line(args, runs)
     keys = ["TA", "RA", "FA", "UA", "MIA_entropy", "MIA_efficacy", "avg_gap", "RTE_s", "dist_to_retrain",
@@ -767,8 +779,14 @@ def _compare(args) -> int:
         raise ValueError(f"argument `unlearn_epochs`: expected it without --muso-epochs (it sets MUSO's epochs "
                          f"too); got --unlearn-epochs {args.unlearn_epochs} and --muso-epochs {args.muso_epochs}")
     scenarios = _scenarios(args)
-    cfg, cache = _check_setup(args)
+    _check_setup(args)
     _check_scenarios(args, scenarios)
+    chosen = args.scenario
+    for scenario in scenarios:  # every scenario's MUSO and method flags, before anything is written
+        args.scenario = scenario[0]
+        _muso_config(args), _method_configs(args)
+    args.scenario = chosen
+    cache = _open_caches(args)
     results = []
     for i, scenario in enumerate(scenarios):
         args.scenario = scenario[0]  # the MUSO defaults and the ntk config follow the scenario

@@ -52,12 +52,13 @@ def test_subclass_scenario_trains_on_super_classes(tmp_path):
 ])
 def test_muso_unlearn_bad_input_names_the_flag(bad, flag, internal, tmp_path, capsys):
     rc = cli.main(["unlearn", "--epochs", "1", "--cache", str(tmp_path / "c"), "--json", str(tmp_path / "x.json"),
-                   *bad])
+                   "--compile-cache", str(tmp_path / "jc"), *bad])
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err
     assert f"argument {flag}:" in err
     assert internal is None or internal not in err
-    assert not (tmp_path / "x.json").exists()
+    # refused before anything is written: no result, no network cache, no compilation cache
+    assert not any((tmp_path / name).exists() for name in ("x.json", "c", "jc"))
 
 
 @pytest.mark.parametrize("command, flag, leaf", [
@@ -146,12 +147,12 @@ def test_compare_several_scenarios_and_seeds_with_intervals_and_one_selection(tm
 ])
 def test_compare_bad_scenarios_and_budgets_are_refused_before_training(bad, flag, tmp_path, capsys):
     out = tmp_path / "o"
-    rc = cli.main(["compare", "--methods", "FT", "--cache", str(tmp_path / "c"), "--out", str(out), *bad])
+    rc = cli.main(["compare", "--methods", "FT", "--cache", str(tmp_path / "c"), "--out", str(out),
+                   "--compile-cache", str(tmp_path / "jc"), *bad])
     err = capsys.readouterr().err
     assert rc == 2 and f"argument {flag}:" in err and "Traceback" not in err
     assert "`" not in err  # every internal argument name was translated to its flag
-    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
-    assert not out.exists() or not any(out.iterdir())
+    assert not any((tmp_path / name).exists() for name in ("c", "jc", "o"))  # nothing written
 
 
 def test_compare_tune_selects_on_validation_and_reports_on_the_other_half(tmp_path, capsys):
@@ -193,7 +194,7 @@ def test_muso_audit_end_to_end_on_four_models(tmp_path, capsys):
 ])
 def test_muso_audit_bad_input_is_refused_before_training(bad, flag, tmp_path, capsys):
     out = tmp_path / "a"
-    rc = cli.main(["audit", "--out", str(out), "--compile-cache", "none", *bad])
+    rc = cli.main(["audit", "--out", str(out), "--compile-cache", str(tmp_path / "jc"), *bad])
     err = capsys.readouterr().err
     assert rc == 2 and f"argument {flag}:" in err and "Traceback" not in err and "`" not in err
-    assert not out.exists() or not any(out.iterdir())
+    assert not out.exists() and not (tmp_path / "jc").exists()  # nothing written
