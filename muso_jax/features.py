@@ -19,6 +19,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from muso_jax import _checks
 
@@ -231,9 +232,8 @@ def featurize(feature_map: FeatureMap, params, x: jax.Array) -> jax.Array:
     Raises
     ------
     ValueError
-        If ``feature_map`` is not a FeatureMap, ``params`` have no weights ``W`` of shape
-        (d, M) or (d, M / 2), or ``x`` is not (N, d). (Only that shape is checked: parameters
-        of the other kind of map can pass it.)
+        If ``feature_map`` is not a FeatureMap, ``params`` are not what its ``init`` draws
+        (their type and every shape are compared), or ``x`` is not (N, d).
 
     Examples
     --------
@@ -254,10 +254,17 @@ def featurize(feature_map: FeatureMap, params, x: jax.Array) -> jax.Array:
     """
     _feature_map(feature_map)
     W = getattr(params, "W", None)
-    if W is None or getattr(W, "ndim", 0) != 2 or W.shape[1] not in (feature_map.num_features,
-                                                                    feature_map.num_features // 2):
+    if W is None or getattr(W, "ndim", 0) != 2:
         raise ValueError(f"argument `params`: expected the parameters drawn by this feature map's init "
                          f"(weights W of shape (d, M)); got {type(params).__name__}")
+    # What this map's init draws for inputs of W's dimension (shapes only, nothing is computed):
+    # the parameters of the other kind of map, or of another width, are refused here.
+    expected = jax.eval_shape(lambda k: feature_map.init(k, W.shape[0]), jax.random.key(0))
+    shapes = lambda p: [tuple(np.shape(leaf)) for leaf in jax.tree.leaves(p)]
+    if type(params) is not type(expected) or shapes(params) != shapes(expected):
+        raise ValueError(f"argument `params`: expected the parameters drawn by this feature map's init "
+                         f"({type(expected).__name__} with shapes {shapes(expected)}); got "
+                         f"{type(params).__name__} with shapes {shapes(params)}")
     x = _inputs("x", x, W.shape[0])
     return jax.vmap(feature_map.apply, (None, 0))(params, x)
 

@@ -130,6 +130,14 @@ def test_featurize_and_kernel_matrix_check_their_arguments():
         mj.featurize(params, params, x)
     with pytest.raises(ValueError, match=r"argument `params`: expected the parameters drawn by"):
         mj.featurize(fmap, mj.random_fourier(5, 1.0).init(jax.random.key(0), 3), x)
+    # The other kind of map's parameters, with a W of an accepted width: refused by type and
+    # shapes (they used to give 2M features, or an AttributeError the other way round).
+    relu = mj.random_relu(16)
+    relu_params = relu.init(jax.random.key(0), 3)  # W (3, 16): the width of RFF's 8 frequencies x 2
+    with pytest.raises(ValueError, match=r"argument `params`: expected .*RFFParams.*got ReLUParams"):
+        mj.featurize(fmap, relu_params, x)
+    with pytest.raises(ValueError, match=r"argument `params`: expected .*ReLUParams.*got RFFParams"):
+        mj.featurize(mj.random_relu(8), params, x)
     with pytest.raises(ValueError, match=r"argument `x2`: expected inputs of dimension d = 3"):
         mj.kernel_matrix(fmap, x, jnp.ones((2, 4)))
     with pytest.raises(ValueError, match=r"argument `x`: expected a \(N, d\) batch of inputs"):
