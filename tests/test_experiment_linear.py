@@ -45,3 +45,13 @@ def test_one_call_equals_the_loop_over_seeds(data):
     # The experiment did real work: within these 300 epochs MUSO is already two orders of
     # magnitude closer to the oracle than the bad-teacher baseline (it converges later).
     assert np.max(one["muso"].delta) < 1e-2 * np.min(one["bad_teacher"].delta)
+
+
+def test_sign_accuracy_is_a_percentage_in_the_features_precision():
+    import jax.numpy as jnp
+
+    phi = jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    theta = jnp.array([1.0, -1.0])
+    acc = linear.sign_accuracy(phi, theta, jnp.array([1.0, -1.0, 1.0]))  # signs +, -, 0: two of three
+    # float64 under x64 (it used to be float32: ~1e-7 off 200/3); 1/3 steps of 100 are exact in float64.
+    assert acc.dtype == jnp.float64 and float(acc) == 100.0 * 2 / 3

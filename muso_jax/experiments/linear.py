@@ -93,7 +93,8 @@ def sign_accuracy(phi, theta, y):
     >>> round(float(acc), 3)  # rows 0 and 2 right
     66.667
     """
-    return 100.0 * jnp.mean(jnp.sign(phi @ theta) == y)
+    hits = jnp.sign(phi @ theta) == y
+    return 100.0 * jnp.mean(hits.astype(jnp.result_type(phi, theta)))  # the features' precision, not float32
 
 
 def validate(config: Config, n_train: int) -> None:
