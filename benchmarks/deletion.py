@@ -6,6 +6,14 @@ given, and the product Phi_r^T alpha that every path needs to produce theta.
 Every path's parameters are compared with the from-scratch closed form before timing.
 Costs: cached O(N^2 k + N M), scratch O(N^2 M + N^3), SGD O(epochs N M).
 
+Hardware floors (benchmarks/floors.py, roofline = max(flops / peak, bytes / bandwidth)):
+
+* cached deletion: H' = H - W H_F reads and writes H (16 N^2 bytes, 2 N^2 k flops); theta =
+  theta0 + Phi_r^T alpha' and its certificate residual Phi theta read Phi twice (16 N M bytes,
+  4 N M flops): memory bound at every size here;
+* closed form from scratch: the Gram (2 N^2 M flops), Cholesky (N^3 / 3) and Phi_r^T alpha;
+* the fit: the Gram and the inverse of G (N^3 flops through its Cholesky factor).
+
     .venv/bin/python benchmarks/deletion.py [--sizes 1000 2000 4000 8000] [--ks 1 10 100]
 """
 
@@ -25,6 +33,7 @@ from tqdm import tqdm  # noqa: E402
 
 import muso_jax as mj  # noqa: E402
 from benchmarks import _common as c  # noqa: E402
+from benchmarks import floors  # noqa: E402
 from muso_jax import deletion  # noqa: E402
 from muso_jax.closed_form import _min_norm  # noqa: E402
 
@@ -64,7 +73,8 @@ def _reference(G_rr, phi_r, y_r, theta0):
     return L, theta0 + cho_solve((L, True), y_r - phi_r @ theta0) @ phi_r
 
 
-def one_size(n: int, ks, sgd_max_n: int, every_k_max_n: int, progress, sigma: float = 1.0) -> list[dict]:
+def one_size(n: int, ks, sgd_max_n: int, every_k_max_n: int, progress, sigma: float = 1.0,
+             quick_floors: bool = False) -> list[dict]:
     """All cases at one N. Above ``every_k_max_n`` the costs that do not depend on k (the
     scratch solve, SGD retraining) are timed at the first k only and reused (said per row)."""
     m = 4 * n
@@ -104,6 +114,17 @@ def one_size(n: int, ks, sgd_max_n: int, every_k_max_n: int, progress, sigma: fl
                    certificate_gap_bound=float(cert.gap_bound) / scale,
                    ratio_scratch_over_cached=t_scratch / t_cached, ratio_cached_over_floor=t_cached / t_floor,
                    ratio_cached_over_solve_pair=t_cached / t_pair)
+        hw = floors.measure(quick_floors)
+        nr = n - k
+        row.update(cached_hw_floor_seconds=floors.roofline(flops=2.0 * n * n * k + 4.0 * n * m,
+                                                           bytes=16.0 * n * n + 16.0 * n * m, floors=hw),
+                   scratch_hw_floor_seconds=floors.roofline(flops=2.0 * nr * nr * m + nr**3 / 3 + 4.0 * nr * m,
+                                                            bytes=8.0 * nr * m, floors=hw),
+                   fit_hw_floor_seconds=floors.roofline(flops=2.0 * n * n * m + 1.0 * n**3 + 4.0 * n * m,
+                                                        bytes=8.0 * n * m, floors=hw))
+        row.update(cached_over_hw_floor=t_cached / row["cached_hw_floor_seconds"],
+                   scratch_over_hw_floor=t_scratch / row["scratch_hw_floor_seconds"],
+                   fit_over_hw_floor=t_fit / row["fit_hw_floor_seconds"])
         if n <= sgd_max_n:
             if every_k:
                 compiled = _sgd.lower(phi_r, y_r, theta0).compile()
@@ -120,12 +141,14 @@ def one_size(n: int, ks, sgd_max_n: int, every_k_max_n: int, progress, sigma: fl
             f"(x{row['ratio_scratch_over_cached']:.0f})"
             + (f", SGD {row['sgd_seconds']:.2f} s / {row['sgd_epochs']:.0f} epochs (x{row['ratio_sgd_over_cached']:.0f}, "
                f"gap {row['gap_sgd']:.1e})" if "sgd_seconds" in row else "")
-            + f", floor {t_floor:.4f} s (cached/floor {row['ratio_cached_over_floor']:.1f}), fit {t_fit:.2f} s")
+            + f", solve-pair floor {t_floor:.4f} s (cached/it {row['ratio_cached_over_floor']:.1f}), fit {t_fit:.2f} s; "
+              f"hardware floors: cached {row['cached_over_hw_floor']:.1f}x, scratch {row['scratch_over_hw_floor']:.1f}x, "
+              f"fit {row['fit_over_hw_floor']:.1f}x")
     return rows
 
 
 def plot(rows, ks):
-    fig, axes = c.figure(2, width=5.6)
+    fig, axes = c.figure(3, width=5.2)
     ax = axes[0]
     k_mid = ks[len(ks) // 2]
     sel = [r for r in rows if r["k"] == k_mid]
@@ -159,6 +182,20 @@ def plot(rows, ks):
     ax.set_title("ratios (dotted: the issue's 100x aim)")
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
+    ax = axes[2]
+    for k, style in zip(ks, ("o-", "s-", "^-", "d-")):
+        sel_k = [r for r in rows if r["k"] == k]
+        ax.semilogx([r["n"] for r in sel_k], [r["cached_over_hw_floor"] for r in sel_k], style, label=f"cached, k = {k}")
+    sel = [r for r in rows if r["k"] == ks[0]]
+    ax.semilogx([r["n"] for r in sel], [r["scratch_over_hw_floor"] for r in sel], "x--", label="scratch")
+    ax.semilogx([r["n"] for r in sel], [r["fit_over_hw_floor"] for r in sel], "+:", label="fit")
+    ax.axhline(1.5, color="grey", lw=0.8, ls=":")
+    ax.set_yscale("log")
+    ax.set_xlabel("rows N (M = 4N)")
+    ax.set_ylabel("measured / roofline floor")
+    ax.set_title("against the hardware floor (dotted: 1.5x aim)")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     return fig, slopes
 
@@ -174,12 +211,13 @@ def main(argv=None):
     ap.add_argument("--sigma", type=float, default=1.0,
                     help="RFF bandwidth: 1 gives Gram condition ~10 (SGD needs ~40 epochs), 2 about 800")
     ap.add_argument("--name", default="deletion", help="file name of the JSON and PNG")
+    ap.add_argument("--quick-floors", action="store_true", help="small floor arrays (tests)")
     ap.add_argument("--out", type=Path, default=Path("results/bench"))
     args = ap.parse_args(argv)
     rows = []
     with tqdm(total=len(args.sizes) * len(args.ks), desc=args.name, unit="case") as progress:
         for n in args.sizes:
-            rows += one_size(n, args.ks, args.sgd_max_n, args.every_k_max_n, progress, args.sigma)
+            rows += one_size(n, args.ks, args.sgd_max_n, args.every_k_max_n, progress, args.sigma, args.quick_floors)
     fig, slopes = plot(rows, args.ks)
     return c.save(args.out, args.name, dict(sgd_tol=SGD_TOL, sigma=args.sigma, slopes=slopes, rows=rows), fig), rows
 
