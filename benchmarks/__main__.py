@@ -1,4 +1,5 @@
-"""Run every benchmark and print the ratios against the aims of issue 6.
+"""Run every benchmark and print the ratios against the aims of issues 6 and 16, and each linear
+case as a fraction of this machine's hardware floor (benchmarks/floors.py, measured first).
 
     .venv/bin/python -m benchmarks [--quick] [--out results/bench]
 
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 from benchmarks import _common as c
-from benchmarks import deletion, ntk_kernel, per_sample_sgd, precision, vmap_seeds
+from benchmarks import deletion, floors, ntk_kernel, per_sample_sgd, precision, vmap_seeds
 
 
 def main(argv=None):
@@ -30,12 +31,16 @@ def main(argv=None):
     out = ["--out", str(args.out)]
     start = time.perf_counter()
     print(f"device: {c.device()}")
-    print("[1/8] per-sample SGD, JAX vs NumPy (aim >= 20x)")
-    _, sgd_rows = per_sample_sgd.main(out + (["--n", "500", "--widths", "64", "1024"] if args.quick else []))
+    print("[0/8] hardware floors: memory bandwidth (STREAM-like copy and triad) and float64 matmul peak")
+    _, hw = floors.main(out + (["--quick"] if args.quick else []))
+    quick_floors = ["--quick-floors"] if args.quick else []
+    print("[1/8] per-sample SGD, JAX vs NumPy (aim >= 20x), primal vs dual form (aim >= M/2N at M >= 4N), "
+          "each against its bandwidth floor (aim: primal within 1.5x)")
+    _, sgd_rows = per_sample_sgd.main(out + quick_floors + (["--n", "250", "--widths", "64", "1024"] if args.quick else []))
     print("[2/8] exact deletion of k rows: cached vs scratch vs SGD (aim >= 100x vs SGD)")
-    _, del_rows = deletion.main(out + (["--sizes", "250", "500", "--ks", "1", "10"] if args.quick else []))
+    _, del_rows = deletion.main(out + quick_floors + (["--sizes", "250", "500", "--ks", "1", "10"] if args.quick else []))
     print("      the same at Gram condition ~800 (sigma = 2), where SGD needs thousands of epochs")
-    _, del2_rows = deletion.main(out + ["--sigma", "2", "--name", "deletion_sigma2", "--ks", "10", "--sizes"]
+    _, del2_rows = deletion.main(out + quick_floors + ["--sigma", "2", "--name", "deletion_sigma2", "--ks", "10", "--sizes"]
                                  + (["250"] if args.quick else ["500", "1000"]))
     print("[3/8] vmap over 16 seeds vs a Python loop (aim >= 4x)")
     _, vmap_rows = vmap_seeds.main(out + (["--seeds", "4"] if args.quick else []))
@@ -57,8 +62,20 @@ def main(argv=None):
     shadow_rows = json.loads((args.out / "shadows.json").read_text())["rows"]
     gpu = json.loads(gpu_json.read_text())
     best = lambda rows, key: max(r[key] for r in rows if key in r)
+    worst = lambda rows, key: min(r[key] for r in rows if key in r)
+    big = [r for r in del_rows if r["n"] >= 1000] or del_rows
     summary = dict(
         seconds=time.perf_counter() - start,
+        bandwidth_gbs=hw["bandwidth"]["best_gbs"], matmul_gflops=hw["matmul"]["best_gflops"],
+        primal_sgd_over_floor={r["m"]: r["jax_over_floor"] for r in sgd_rows},
+        dual_sgd_over_floor={r["m"]: r["dual_over_floor"] for r in sgd_rows},
+        primal_over_dual={r["m"]: r["ratio_primal_over_dual"] for r in sgd_rows},
+        dual_aim_met_at_m_ge_4n=[r["dual_aim_met"] for r in sgd_rows if r["dual_aim_met"] is not None],
+        deletion_cached_over_hw_floor_range_n_ge_1000=(worst(big, "cached_over_hw_floor"),
+                                                       best(big, "cached_over_hw_floor")),
+        deletion_scratch_over_hw_floor_range=(worst(del_rows, "scratch_over_hw_floor"),
+                                              best(del_rows, "scratch_over_hw_floor")),
+        deletion_fit_over_hw_floor_range=(worst(del_rows, "fit_over_hw_floor"), best(del_rows, "fit_over_hw_floor")),
         per_sample_sgd_best_ratio=best(sgd_rows, "ratio_numpy_over_jax"),
         per_sample_sgd_ratio_at_widest=sgd_rows[-1]["ratio_numpy_over_jax"],
         deletion_best_ratio_vs_sgd=best(del_rows, "ratio_sgd_over_cached"),
