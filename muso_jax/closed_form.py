@@ -29,7 +29,11 @@ class UnderParameterizedWarning(UserWarning):
 
 def _gram(phi, ridge, retain):
     """``Phi Phi^T + ridge I`` with the rows outside ``retain`` replaced by identity rows."""
-    G = phi @ phi.T
+    return _regularize(phi @ phi.T, ridge, retain)
+
+
+def _regularize(G, ridge, retain):
+    """A Gram ``G`` plus ``ridge I``, with the rows outside ``retain`` replaced by identity rows."""
     n = G.shape[0]
     if retain is not None:
         m = retain.astype(G.dtype)

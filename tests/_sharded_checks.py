@@ -111,6 +111,25 @@ def checks(mesh):
         compare(name, lambda *args, **k: mj.sgd(key, *args, **k), (phi, y, theta0), (phi_s, y_s, theta0_s),
                 tol=0.0, **kw)
 
+    # muso_jax.sharding's own programs: Phi never gathered (ring Gram, psum back-projection).
+    R["sh_min_norm"] = rel(sh.sharded_min_norm_solution(phi_s, y_s, theta0_s, mesh), mj.min_norm_solution(phi, y, theta0))
+    R["sh_min_norm_multi_output"] = rel(sh.sharded_min_norm_solution(phi_s, Y_s, Theta0_s, mesh),
+                                        mj.min_norm_solution(phi, Y, Theta0))
+    R["sh_min_norm_ridge"] = rel(sh.sharded_min_norm_solution(phi_s, y_s, theta0_s, mesh, ridge=1e-3),
+                                 mj.min_norm_solution(phi, y, theta0, ridge=1e-3))
+    R["sh_min_norm_retain"] = rel(sh.sharded_min_norm_solution(phi_s, y_s, theta0_s, mesh, retain=retain_s),
+                                  mj.min_norm_solution(phi, y, theta0, retain=retain))
+    labels = sh.sharded_muso_labels(phi_r_s, y_r_s, phi_f_s, theta0_s, mesh)
+    R["sh_muso_labels"], S["sh_muso_labels"] = rel(labels, mj.muso_labels(phi_r, y_r, phi_f, theta0)), spec(labels)
+    theta_sh = sh.sharded_min_norm_solution(phi_s, y_s, theta0_s, mesh)
+    S["sh_min_norm"] = spec(theta_sh)
+    for name, kw in sgd_cases.items():
+        # the one-device reference in the primal form: the sharded dual run must give its iterates
+        theta_sh, info_sh = sh.sharded_sgd(key, phi_s, y_s, theta0_s, mesh, tol=0.0, **kw)
+        theta_one, info_one = mj.sgd(key, phi, y, theta0, tol=0.0, form="primal", **kw)
+        R["sh_" + name], S["sh_" + name] = rel(theta_sh, theta_one), spec(theta_sh)
+        out.setdefault("sh_sgd_steps", {})[name] = [int(info_sh.steps), int(info_one.steps)]
+
     # Row count not divisible by 4: the error, and the pad-with-zeros + retain= route it suggests.
     n_odd = N - 2
     try:
