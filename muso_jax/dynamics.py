@@ -341,8 +341,9 @@ def _check_gram(gram, phi):
     if gram.shape != (n, n):
         raise ValueError(f"argument `gram`: expected shape ({n}, {n}) = Phi Phi^T of `phi` {tuple(phi.shape)}; "
                          f"got {tuple(gram.shape)}")
-    here = getattr(gram, "is_fully_addressable", True) and getattr(phi, "is_fully_addressable", True)
-    if here and _checks.is_concrete(gram) and _checks.is_concrete(phi):  # (not across processes: no fetch)
+    concrete = _checks.is_concrete(gram) and _checks.is_concrete(phi)
+    # (not for arrays across processes: they cannot be fetched)
+    if concrete and getattr(gram, "is_fully_addressable", True) and getattr(phi, "is_fully_addressable", True):
         diag, norms = np.diag(np.asarray(gram, float)), np.sum(np.asarray(phi, float) ** 2, axis=1)
         # Round-off of a float32 Gram is ~1e-7 relative; anything beyond 1e-4 is another matrix.
         worst = float(np.max(np.abs(diag - norms) / np.maximum(norms, np.finfo(float).tiny)))
