@@ -1,10 +1,12 @@
-"""Batching with vmap: 16 seeds (or 16 forget sets) in one compiled call against a Python loop
-of the same jitted call. Answers are compared element by element before timing.
+"""Batching: 16 seeds (or 16 forget sets) in one compiled call against a Python loop of the
+same single call. Answers are compared element by element before timing.
 
 Cases: per-sample SGD to residual 1e-10 on 16 random-feature problems (N = 40, M = 200, the
-scale of a teaching example or a proofs_numeric draw), the closed-form oracle on the same 16
-problems, and the oracle for 16 forget sets of one problem (muso_jax.batched against
-min_norm_solution in a loop).
+scale of a teaching example or a proofs_numeric draw) with ``batched.sgd_many`` (each run
+frozen at its own stop) and with a plain ``jax.vmap`` of ``sgd`` (every run until the slowest
+stops); per-sample SGD on 16 forget sets of one problem (N = 200, M = 800, shuffled order) with
+``sgd_many``; the closed-form oracle on the 16 problems and on the 16 forget sets
+(muso_jax.batched against min_norm_solution in a loop).
 
     .venv/bin/python benchmarks/vmap_seeds.py [--seeds 16]
 """
@@ -26,6 +28,8 @@ from benchmarks import _common as c  # noqa: E402
 from muso_jax import batched  # noqa: E402
 
 SGD_KW = dict(lr=1.0, order="cyclic", tol=1e-10, max_epochs=500)
+# sgd_many replays each separate run (same steps, same stop) in another summation order.
+SGD_EXACT = 1e-12
 
 
 def _versus(case: str, batched_call, loop_call, tolerance: float, reference=None) -> dict:
@@ -47,13 +51,47 @@ def sgd_seeds(b: int, n: int = 40, m: int = 200) -> dict:
     phis, ys, theta0s = _seeds(b, n, m)
     keys = jax.random.split(jax.random.key(0), b)
     one = jax.jit(lambda k, p, y, t: mj.sgd(k, p, y, t, **SGD_KW)[0])
-    many = jax.jit(jax.vmap(lambda k, p, y, t: mj.sgd(k, p, y, t, **SGD_KW)[0]))
+    many = jax.jit(jax.vmap(lambda k, p, y, t: mj.sgd(k, p, y, t, **SGD_KW)[0]))  # plain vmap
     # vmap lets every problem run until the slowest converges (a converged SGD step is a
     # no-op up to round-off), so the answers agree to the stopping tolerance, not bitwise;
     # both must also be the closed form to that tolerance.
-    return _versus(f"per-sample SGD, {b} seeds, N={n}, M={m}", lambda: many(keys, phis, ys, theta0s),
+    return _versus(f"per-sample SGD, {b} seeds, N={n}, M={m} (jax.vmap of sgd)", lambda: many(keys, phis, ys, theta0s),
                    lambda: [one(keys[i], phis[i], ys[i], theta0s[i]) for i in range(b)], 1e-9,
                    reference=[mj.min_norm_solution(phis[i], ys[i], theta0s[i]) for i in range(b)])
+
+
+def sgd_many_seeds(b: int, n: int = 40, m: int = 200) -> dict:
+    phis, ys, theta0s = _seeds(b, n, m)
+    keys = jax.random.split(jax.random.key(0), b)
+    # Both sides jitted whole, so neither pays the Python argument checks per call.
+    single = jax.jit(lambda k, p, y, t: mj.sgd(k, p, y, t, **SGD_KW))
+    many = jax.jit(lambda k, p, y, t: batched.sgd_many(k, p, y, t, **SGD_KW))
+    one = lambda i: single(keys[i], phis[i], ys[i], theta0s[i])  # noqa: E731
+    row = _versus(f"per-sample SGD, {b} seeds, N={n}, M={m} (sgd_many)", lambda: many(keys, phis, ys, theta0s)[0],
+                  lambda: [one(i)[0] for i in range(b)], SGD_EXACT)
+    _same_steps(many(keys, phis, ys, theta0s)[1], [one(i)[1] for i in range(b)])
+    return row
+
+
+def sgd_many_forget_sets(b: int, n: int = 200, m: int = 800) -> dict:
+    phi, y, theta0 = c.rff_problem(n, m, seed=1)
+    retain = np.random.default_rng(0).random((b, n)) >= 0.1
+    keys = jax.random.split(jax.random.key(0), b)
+    kw = dict(lr=1.0, tol=1e-10, max_epochs=2000)
+    # Phi passed as an argument (a closed-over array would be a constant that XLA folds).
+    single = jax.jit(lambda k, p, yy, t, w: mj.sgd(k, p, yy, t, retain=w, **kw))
+    many = jax.jit(lambda k, p, yy, t, w: batched.sgd_many(k, p, yy, t, retain=w, **kw))
+    one = lambda i: single(keys[i], phi, y, theta0, retain[i])  # noqa: E731
+    row = _versus(f"per-sample SGD, {b} forget sets, N={n}, M={m} (sgd_many)",
+                  lambda: many(keys, phi, y, theta0, retain)[0], lambda: [one(i)[0] for i in range(b)], SGD_EXACT)
+    _same_steps(many(keys, phi, y, theta0, retain)[1], [one(i)[1] for i in range(b)])
+    return row
+
+
+def _same_steps(info, singles) -> None:
+    """Each batched run took its separate run's steps and epochs (frozen at its own stop)."""
+    assert [int(s) for s in info.steps] == [int(o.steps) for o in singles]
+    assert [float(e) for e in info.epochs] == [float(o.epochs) for o in singles]
 
 
 def oracle_seeds(b: int, n: int = 40, m: int = 200) -> dict:
@@ -78,7 +116,8 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=16)
     ap.add_argument("--out", type=Path, default=Path("results/bench"))
     args = ap.parse_args(argv)
-    rows = [sgd_seeds(args.seeds), oracle_seeds(args.seeds), retrain_forget_sets(args.seeds)]
+    rows = [sgd_many_seeds(args.seeds), sgd_seeds(args.seeds), sgd_many_forget_sets(args.seeds),
+            oracle_seeds(args.seeds), retrain_forget_sets(args.seeds)]
     for r in rows:
         print(f"  {r['case']}: vmap {r['vmap_seconds']:.4f} s, loop {r['loop_seconds']:.4f} s -> "
               f"x{r['ratio_loop_over_vmap']:.1f} (compile {r['vmap_compile_seconds']:.2f} s apart), "
