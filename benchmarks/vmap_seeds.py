@@ -8,6 +8,12 @@ stops); per-sample SGD on 16 forget sets of one problem (N = 200, M = 800, shuff
 ``sgd_many``; the closed-form oracle on the 16 problems and on the 16 forget sets
 (muso_jax.batched against min_norm_solution in a loop).
 
+Each row also reports both sides as multiples of a hardware floor (benchmarks/floors.py):
+per-sample dual-form SGD reads a Gram row per step (8 N bytes), G once per check (8 N^2) and
+pays the Gram (2 N^2 M flops) per distinct Phi; the oracle does 2 N^2 M + N^3 / 3 + 4 N M
+flops per solve. At these sizes the data sit in cache, so the DRAM floor is optimistic for
+bytes: a row far above 1x is overhead, not bandwidth.
+
     .venv/bin/python benchmarks/vmap_seeds.py [--seeds 16]
 """
 
@@ -25,6 +31,7 @@ import numpy as np  # noqa: E402
 
 import muso_jax as mj  # noqa: E402
 from benchmarks import _common as c  # noqa: E402
+from benchmarks import floors  # noqa: E402
 from muso_jax import batched  # noqa: E402
 
 SGD_KW = dict(lr=1.0, order="cyclic", tol=1e-10, max_epochs=500)
@@ -32,15 +39,32 @@ SGD_KW = dict(lr=1.0, order="cyclic", tol=1e-10, max_epochs=500)
 SGD_EXACT = 1e-12
 
 
-def _versus(case: str, batched_call, loop_call, tolerance: float, reference=None) -> dict:
+HW: dict = {}  # the floors of this run (main fills it)
+
+
+def _sgd_floor(steps, epochs, n, m, grams) -> float:
+    """Seconds of the dual-form SGD runs' floor: per step a Gram row, per check G, and the Grams."""
+    steps, epochs = float(np.sum(steps)), float(np.sum(epochs))
+    return floors.roofline(flops=2.0 * n * n * m * grams,
+                           bytes=8.0 * n * steps + 8.0 * n * n * epochs + 8.0 * n * m * grams, floors=HW)
+
+
+def _oracle_floor(b, n, m) -> float:
+    return floors.roofline(flops=b * (2.0 * n * n * m + n**3 / 3 + 4.0 * n * m), bytes=8.0 * n * m, floors=HW)
+
+
+def _versus(case: str, batched_call, loop_call, tolerance: float, reference=None, floor=None) -> dict:
     """Time one batched call against the loop of single calls; answers compared first."""
     first_v, t_vmap, theta_v = c.first_and_best(batched_call)
     first_l, t_loop, theta_l = c.first_and_best(loop_call)
     diff = max(c.rel(theta_v[i], theta_l[i]) for i in range(len(theta_l)))
     exact = 0.0 if reference is None else max(c.rel(theta_v[i], r) for i, r in enumerate(reference))
     assert diff < tolerance and exact < tolerance, (case, diff, exact)
-    return dict(case=case, vmap_seconds=t_vmap, loop_seconds=t_loop, vmap_compile_seconds=first_v - t_vmap,
-                loop_compile_seconds=first_l - t_loop, ratio_loop_over_vmap=t_loop / t_vmap, max_rel_diff=diff)
+    row = dict(case=case, vmap_seconds=t_vmap, loop_seconds=t_loop, vmap_compile_seconds=first_v - t_vmap,
+               loop_compile_seconds=first_l - t_loop, ratio_loop_over_vmap=t_loop / t_vmap, max_rel_diff=diff)
+    if floor is not None:
+        row.update(floor_seconds=floor, vmap_over_floor=t_vmap / floor, loop_over_floor=t_loop / floor)
+    return row
 
 
 def _seeds(b: int, n: int, m: int):
@@ -54,10 +78,12 @@ def sgd_seeds(b: int, n: int = 40, m: int = 200) -> dict:
     many = jax.jit(jax.vmap(lambda k, p, y, t: mj.sgd(k, p, y, t, **SGD_KW)[0]))  # plain vmap
     # vmap lets every problem run until the slowest converges (a converged SGD step is a
     # no-op up to round-off), so the answers agree to the stopping tolerance, not bitwise;
-    # both must also be the closed form to that tolerance.
+    # both must also be the closed form to that tolerance. The floor: the separate runs' steps.
+    info = batched.sgd_many(keys, phis, ys, theta0s, **SGD_KW)[1]
     return _versus(f"per-sample SGD, {b} seeds, N={n}, M={m} (jax.vmap of sgd)", lambda: many(keys, phis, ys, theta0s),
                    lambda: [one(keys[i], phis[i], ys[i], theta0s[i]) for i in range(b)], 1e-9,
-                   reference=[mj.min_norm_solution(phis[i], ys[i], theta0s[i]) for i in range(b)])
+                   reference=[mj.min_norm_solution(phis[i], ys[i], theta0s[i]) for i in range(b)],
+                   floor=_sgd_floor(info.steps, info.epochs, n, m, grams=b))
 
 
 def sgd_many_seeds(b: int, n: int = 40, m: int = 200) -> dict:
@@ -67,10 +93,11 @@ def sgd_many_seeds(b: int, n: int = 40, m: int = 200) -> dict:
     single = jax.jit(lambda k, p, y, t: mj.sgd(k, p, y, t, **SGD_KW))
     many = jax.jit(lambda k, p, y, t: batched.sgd_many(k, p, y, t, **SGD_KW))
     one = lambda i: single(keys[i], phis[i], ys[i], theta0s[i])  # noqa: E731
-    row = _versus(f"per-sample SGD, {b} seeds, N={n}, M={m} (sgd_many)", lambda: many(keys, phis, ys, theta0s)[0],
-                  lambda: [one(i)[0] for i in range(b)], SGD_EXACT)
-    _same_steps(many(keys, phis, ys, theta0s)[1], [one(i)[1] for i in range(b)])
-    return row
+    info = many(keys, phis, ys, theta0s)[1]
+    _same_steps(info, [one(i)[1] for i in range(b)])
+    return _versus(f"per-sample SGD, {b} seeds, N={n}, M={m} (sgd_many)", lambda: many(keys, phis, ys, theta0s)[0],
+                   lambda: [one(i)[0] for i in range(b)], SGD_EXACT,
+                   floor=_sgd_floor(info.steps, info.epochs, n, m, grams=b))
 
 
 def sgd_many_forget_sets(b: int, n: int = 200, m: int = 800) -> dict:
@@ -82,10 +109,12 @@ def sgd_many_forget_sets(b: int, n: int = 200, m: int = 800) -> dict:
     single = jax.jit(lambda k, p, yy, t, w: mj.sgd(k, p, yy, t, retain=w, **kw))
     many = jax.jit(lambda k, p, yy, t, w: batched.sgd_many(k, p, yy, t, retain=w, **kw))
     one = lambda i: single(keys[i], phi, y, theta0, retain[i])  # noqa: E731
-    row = _versus(f"per-sample SGD, {b} forget sets, N={n}, M={m} (sgd_many)",
-                  lambda: many(keys, phi, y, theta0, retain)[0], lambda: [one(i)[0] for i in range(b)], SGD_EXACT)
-    _same_steps(many(keys, phi, y, theta0, retain)[1], [one(i)[1] for i in range(b)])
-    return row
+    info = many(keys, phi, y, theta0, retain)[1]
+    _same_steps(info, [one(i)[1] for i in range(b)])
+    # The floor pays the Gram once (shared Phi); the loop computes it once per run.
+    return _versus(f"per-sample SGD, {b} forget sets, N={n}, M={m} (sgd_many)",
+                   lambda: many(keys, phi, y, theta0, retain)[0], lambda: [one(i)[0] for i in range(b)], SGD_EXACT,
+                   floor=_sgd_floor(info.steps, info.epochs, n, m, grams=1))
 
 
 def _same_steps(info, singles) -> None:
@@ -99,7 +128,7 @@ def oracle_seeds(b: int, n: int = 40, m: int = 200) -> dict:
     one = jax.jit(lambda p, y, t: mj.min_norm_solution(p, y, t))
     # batched.min_norm_many: one program; _linalg loops over the batch, one LAPACK call at a time.
     return _versus(f"retrain oracle, {b} seeds, N={n}, M={m}", lambda: batched.min_norm_many(phis, ys, theta0s),
-                   lambda: [one(phis[i], ys[i], theta0s[i]) for i in range(b)], 1e-10)
+                   lambda: [one(phis[i], ys[i], theta0s[i]) for i in range(b)], 1e-10, floor=_oracle_floor(b, n, m))
 
 
 def retrain_forget_sets(b: int, n: int = 200, m: int = 800) -> dict:
@@ -108,21 +137,25 @@ def retrain_forget_sets(b: int, n: int = 200, m: int = 800) -> dict:
     single = jax.jit(lambda p, yy, t, w: mj.min_norm_solution(p, yy, t, retain=w))
     return _versus(f"retrain oracle, {b} forget sets, N={n}, M={m}",
                    lambda: batched.retrain_many(phi, y, theta0, masks),
-                   lambda: [single(phi, y, theta0, ~masks[i]) for i in range(b)], 1e-10)
+                   lambda: [single(phi, y, theta0, ~masks[i]) for i in range(b)], 1e-10, floor=_oracle_floor(b, n, m))
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=16)
     ap.add_argument("--out", type=Path, default=Path("results/bench"))
+    ap.add_argument("--quick-floors", action="store_true", help="small floor arrays (tests)")
     args = ap.parse_args(argv)
+    HW.update(floors.measure(args.quick_floors))
     rows = [sgd_many_seeds(args.seeds), sgd_seeds(args.seeds), sgd_many_forget_sets(args.seeds),
             oracle_seeds(args.seeds), retrain_forget_sets(args.seeds)]
     for r in rows:
         print(f"  {r['case']}: vmap {r['vmap_seconds']:.4f} s, loop {r['loop_seconds']:.4f} s -> "
               f"x{r['ratio_loop_over_vmap']:.1f} (compile {r['vmap_compile_seconds']:.2f} s apart), "
+              + (f"batched {r['vmap_over_floor']:.1f}x / loop {r['loop_over_floor']:.1f}x the floor, "
+                 if "floor_seconds" in r else "") +
               f"|diff| {r['max_rel_diff']:.1e}", flush=True)
-    return c.save(args.out, "vmap_seeds", dict(rows=rows)), rows
+    return c.save(args.out, "vmap_seeds", dict(floors=HW, rows=rows)), rows
 
 
 if __name__ == "__main__":
