@@ -20,6 +20,7 @@ Hardware floors (benchmarks/floors.py, roofline = max(flops / peak, bytes / band
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import jax
@@ -215,7 +216,9 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, default=Path("results/bench"))
     args = ap.parse_args(argv)
     rows = []
-    with tqdm(total=len(args.sizes) * len(args.ks), desc=args.name, unit="case") as progress:
+    # A bar on a terminal only: in a log (CI, a redirected make bench) the rows printed are the progress.
+    with tqdm(total=len(args.sizes) * len(args.ks), desc=args.name, unit="case",
+              disable=not sys.stderr.isatty()) as progress:
         for n in args.sizes:
             rows += one_size(n, args.ks, args.sgd_max_n, args.every_k_max_n, progress, args.sigma, args.quick_floors)
     fig, slopes = plot(rows, args.ks)

@@ -10,6 +10,11 @@ For each mask ``f_b`` (True = forget) with retained rows ``r_b``:
 
 The masks keep every shape static (masked rows become identity rows of the Gram), so one
 program serves every forget set of the same N.
+
+:func:`sgd_many` runs B SGD trainings (seeds, forget sets, problems) as one program, each
+stopping on its own. Unlike a plain ``jax.vmap`` of :func:`muso_jax.sgd`, which lets every run go
+on until the slowest one stops, a run that has converged is frozen by a mask, so every run's
+steps, epochs and theta are those of its separate run.
 """
 
 from __future__ import annotations
