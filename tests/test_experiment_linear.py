@@ -55,3 +55,16 @@ def test_sign_accuracy_is_a_percentage_in_the_features_precision():
     acc = linear.sign_accuracy(phi, theta, jnp.array([1.0, -1.0, 1.0]))  # signs +, -, 0: two of three
     # float64 under x64: within a few ulp of 200/3 (float32, as it used to be, is ~2e-6 off).
     assert acc.dtype == jnp.float64 and abs(float(acc) - 200 / 3) < 1e-12
+
+
+def test_the_early_stop_includes_a_gap_of_exactly_the_window():
+    import jax.numpy as jnp
+
+    # Every pair of forget accuracies on N_f = 500 rows, as sign_accuracy computes them (float64).
+    n_f = 500
+    hits = np.arange(n_f + 1)
+    fa = 100.0 * jnp.asarray(hits / n_f)
+    gap_in_rows = np.abs(hits[:, None] - hits[None, :])
+    within = np.asarray(linear._within_window(fa[:, None], fa[None, :], 3.0))
+    # 3 points = 15 rows; without the slack, round-off puts 200 of the 972 exact-window pairs outside.
+    np.testing.assert_array_equal(within, gap_in_rows <= 15)
