@@ -50,7 +50,7 @@ def _rel_diff(out_v, out_l, b):
 
 
 def _versus(case, many, loop, b, epochs):
-    """Time many(epochs) against loop(epochs) after checking many(1) == loop(1)."""
+    """Time many(epochs) against loop(epochs) after checking many(1) == loop(1); (row, many's output)."""
     check = _rel_diff(many(1), loop(1), b)
     # float32 networks; the batched products may reassociate: after one epoch a few float32 ulps
     assert check < 1e-4, (case, check)
@@ -63,7 +63,7 @@ def _versus(case, many, loop, b, epochs):
     print(f"  {case}: vmap {t_v:.2f} s, loop {t_l:.2f} s -> x{t_l / t_v:.1f} (compile apart: vmap "
           f"{first_v - t_v:.1f} s, loop {first_l - t_l:.1f} s), max |diff| / max |param| {check:.1e} after one "
           f"epoch, {diff:.1e} after {epochs}", flush=True)
-    return row
+    return row, out_v
 
 
 def population(data, b: int, epochs: int, label: str):
@@ -72,10 +72,11 @@ def population(data, b: int, epochs: int, label: str):
     keys = jax.random.split(jax.random.key(0), b)
     net0s = shadows.stack(nets)
     cfg = TrainConfig(epochs=epochs)
-    rows = [_versus(f"{label}: train {epochs} epochs",
-                    lambda e: shadows.train_many(keys, net0s, x, y, cfg._replace(epochs=e)),
-                    lambda e: [train(keys[i], nets[i], x, y, cfg._replace(epochs=e)) for i in range(b)], b, epochs)]
-    net_ps = shadows.train_many(keys, net0s, x, y, cfg)
+    row, net_ps = _versus(f"{label}: train {epochs} epochs",  # the trained population, unlearned below
+                          lambda e: shadows.train_many(keys, net0s, x, y, cfg._replace(epochs=e)),
+                          lambda e: [train(keys[i], nets[i], x, y, cfg._replace(epochs=e)) for i in range(b)], b,
+                          epochs)
+    rows = [row]
     forget = forget_mask("random", data.y_train, num_classes=data.num_classes, percent=10, seed=0)
     for name, fn, mcfg in (("MUSO", muso.unlearn, muso.MusoConfig()),
                            ("RL", baselines.random_labels, baselines.DEFAULTS["RL"]._replace(epochs=2))):
@@ -84,7 +85,7 @@ def population(data, b: int, epochs: int, label: str):
                                                                              mcfg._replace(epochs=e))[0],
                             lambda e, fn=fn, mcfg=mcfg: [fn(keys[i], nets[i], shadows.member(net_ps, i), x, y, forget,
                                                             mcfg._replace(epochs=e))[0] for i in range(b)],
-                            b, mcfg.epochs))
+                            b, mcfg.epochs)[0])
     return rows
 
 

@@ -134,7 +134,8 @@ def oracle_seeds(b: int, n: int = 40, m: int = 200) -> dict:
     one = jax.jit(lambda p, y, t: mj.min_norm_solution(p, y, t))
     # batched.min_norm_many: one program; _linalg loops over the batch, one LAPACK call at a time.
     return _versus(f"retrain oracle, {b} seeds, N={n}, M={m}", lambda: batched.min_norm_many(phis, ys, theta0s),
-                   lambda: [one(phis[i], ys[i], theta0s[i]) for i in range(b)], 1e-10, floor=_oracle_floor(b, n, m, grams=b))
+                   lambda: [one(phis[i], ys[i], theta0s[i]) for i in range(b)], 1e-10,
+                   floor=_oracle_floor(b, n, m, grams=b))
 
 
 def retrain_forget_sets(b: int, n: int = 200, m: int = 800) -> dict:
